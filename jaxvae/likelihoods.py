@@ -1,0 +1,119 @@
+"""Decoder heads: map a decoder's raw output to p(x|z) as a distrax distribution.
+
+A head is a small, hashable object (usable as a Flax module attribute) with
+
+* ``raw_shape(event_shape)``: the shape the decoder network must output for data
+  of shape ``event_shape``;
+* ``__call__(raw, event_ndims=None)``: the distribution p(x|z) whose event shape is
+  ``event_shape``; leading axes of ``raw`` beyond ``event_ndims`` (default: none) are
+  batch axes.
+
+All log-probabilities are computed from logits / unconstrained parameters, never
+from probabilities, so they are exact in float32 where the inputs are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import distrax
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+__all__ = ["Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "get_head"]
+
+
+def _ndims(raw: Array, event_ndims: int | None, extra_axes: int) -> int:
+    """Event rank: given, or all axes of ``raw`` but the ``extra_axes`` parameter axes."""
+    return raw.ndim - extra_axes if event_ndims is None else event_ndims
+
+
+def _independent(dist: distrax.Distribution, event_ndims: int) -> distrax.Distribution:
+    return distrax.Independent(dist, reinterpreted_batch_ndims=event_ndims)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bernoulli:
+    """p(x|z) = prod_d Bernoulli(x_d; sigmoid(logit_d)), x_d in {0, 1} (or [0, 1]).
+
+    raw: logits ``[*event]``.
+    """
+
+    def raw_shape(self, event_shape):
+        return tuple(event_shape)
+
+    def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        return _independent(distrax.Bernoulli(logits=raw), _ndims(raw, event_ndims, 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian:
+    """p(x|z) = N(x; mean, scale^2 I) with a fixed ``scale`` (a hyper-parameter).
+
+    -log p(x|z) = ||x - mean||^2 / (2 scale^2) + D log(scale sqrt(2 pi)): the
+    L2-distortion decoder. raw: means ``[*event]``.
+    """
+
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if not self.scale > 0:
+            raise ValueError(f"Gaussian scale must be positive, got {self.scale}")
+
+    def raw_shape(self, event_shape):
+        return tuple(event_shape)
+
+    def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        dist = distrax.Normal(raw, jnp.full_like(raw, self.scale))
+        return _independent(dist, _ndims(raw, event_ndims, 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedGaussian:
+    """p(x|z) = N(x; mean, diag(scale^2)), scale = softplus(s) + min_scale, learned per pixel.
+
+    raw: ``[*event, 2]`` stacking means and unconstrained scales. ``min_scale`` (default 0)
+    is an explicit part of the model, not a clamp: it bounds the density from above.
+    """
+
+    min_scale: float = 0.0
+
+    def raw_shape(self, event_shape):
+        return (*event_shape, 2)
+
+    def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        mean, raw_scale = raw[..., 0], raw[..., 1]
+        scale = jax.nn.softplus(raw_scale) + self.min_scale
+        return _independent(distrax.Normal(mean, scale), _ndims(raw, event_ndims, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical:
+    """p(x|z) = prod_t Categorical(x_t; softmax(logits_t)), e.g. tokens of a sentence.
+
+    raw: logits ``[*event, num_classes]``; x: integer classes ``[*event]``.
+    """
+
+    num_classes: int
+
+    def __post_init__(self):
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+
+    def raw_shape(self, event_shape):
+        return (*event_shape, self.num_classes)
+
+    def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        return _independent(distrax.Categorical(logits=raw), _ndims(raw, event_ndims, 1))
+
+
+_HEADS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "learned_gaussian": LearnedGaussian}
+
+
+def get_head(name: str, **kwargs):
+    """Head by name: ``bernoulli``, ``gaussian`` (fixed ``scale=``), ``learned_gaussian``."""
+    if name not in _HEADS:
+        raise ValueError(f"unknown likelihood {name!r}; expected one of {sorted(_HEADS)}")
+    return _HEADS[name](**kwargs)
+

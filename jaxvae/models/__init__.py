@@ -1,0 +1,5 @@
+"""Flax modules, one file per model family."""
+
+from jaxvae.models.mlp import GaussianEncoder, MLPDecoder, VAE, iwae_mlp, kingma_welling_mlp
+
+__all__ = ["GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp"]
