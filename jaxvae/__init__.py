@@ -1,6 +1,26 @@
 """jaxvae: a functional JAX library for variational autoencoders."""
 
+from jaxvae import data
+from jaxvae import evaluate
+from jaxvae import latent
 from jaxvae import likelihoods
+from jaxvae import plots
+from jaxvae import train
+from jaxvae.data import Dataset
+from jaxvae.data import DataError
+from jaxvae.data import binarize_dynamic
+from jaxvae.data import binarize_fixed
+from jaxvae.data import load
+from jaxvae.evaluate import active_units
+from jaxvae.evaluate import kl_per_dimension
+from jaxvae.evaluate import log_likelihood
+from jaxvae.latent import attribute_vector
+from jaxvae.latent import interpolate
+from jaxvae.latent import lerp
+from jaxvae.latent import reconstruct
+from jaxvae.latent import sample_prior
+from jaxvae.latent import slerp
+from jaxvae.latent import traverse
 from jaxvae.losses import batched
 from jaxvae.losses import check_batch
 from jaxvae.losses import make_loss
@@ -11,6 +31,7 @@ from jaxvae.models import MLPDecoder
 from jaxvae.models import VAE
 from jaxvae.models import iwae_mlp
 from jaxvae.models import kingma_welling_mlp
+from jaxvae.models import mean_logit_init
 from jaxvae.objectives import elbo
 from jaxvae.objectives import gaussian_kl
 from jaxvae.objectives import iwae_bound
@@ -18,26 +39,57 @@ from jaxvae.objectives import kl_divergence
 from jaxvae.objectives import linear_annealing
 from jaxvae.objectives import log_mean_exp
 from jaxvae.objectives import log_weights
+from jaxvae.train import CheckpointError
+from jaxvae.train import TrainState
+from jaxvae.train import create_train_state
+from jaxvae.train import fit
+from jaxvae.train import make_train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
+    "DataError",
+    "Dataset",
     "GaussianEncoder",
     "MLPDecoder",
+    "TrainState",
     "VAE",
+    "active_units",
+    "attribute_vector",
     "batched",
+    "binarize_dynamic",
+    "binarize_fixed",
     "check_batch",
+    "create_train_state",
+    "data",
     "elbo",
+    "evaluate",
+    "fit",
     "gaussian_kl",
+    "interpolate",
     "iwae_bound",
     "iwae_mlp",
     "kingma_welling_mlp",
     "kl_divergence",
+    "kl_per_dimension",
+    "latent",
+    "lerp",
     "likelihoods",
     "linear_annealing",
+    "load",
+    "log_likelihood",
     "log_mean_exp",
     "log_weights",
     "make_loss",
     "make_objective",
+    "make_train_step",
+    "mean_logit_init",
     "model_terms",
+    "plots",
+    "reconstruct",
+    "sample_prior",
+    "slerp",
+    "train",
+    "traverse",
 ]

@@ -20,7 +20,8 @@ from jaxvae import likelihoods
 
 Array = jax.Array
 
-__all__ = ["GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp"]
+__all__ = ["GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp",
+           "mean_logit_init"]
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu,
                 "softplus": jax.nn.softplus, "gelu": jax.nn.gelu}
@@ -149,6 +150,24 @@ class VAE(nn.Module):
         return self.init(key, jnp.zeros(self.event_shape))
 
 
+def mean_logit_init(data_mean, eps: float = 1e-3) -> Callable:
+    """Bias initializer: logit of the training mean of each pixel (Burda et al. 2015).
+
+    The mean is kept inside [eps, 1 - eps] so that constant pixels get a finite logit;
+    this only chooses the starting point, the model is unchanged.
+    """
+    mean = jnp.clip(jnp.ravel(jnp.asarray(data_mean, jnp.float32)), eps, 1.0 - eps)
+    logit = jnp.log(mean) - jnp.log1p(-mean)
+
+    def init(key, shape, dtype=jnp.float32):
+        if shape != logit.shape:
+            raise ValueError(f"mean_logit_init: the data mean has {logit.size} entries, "
+                             f"the output layer has shape {shape}")
+        return logit.astype(dtype)
+
+    return init
+
+
 def iwae_mlp(event_shape=(28, 28), latent_dim: int = 50, hidden=(200, 200),
              head=likelihoods.Bernoulli(), output_bias_init=nn.initializers.zeros) -> VAE:
     """Burda et al. (2015) one-stochastic-layer architecture: D-200-200-50, tanh."""
@@ -159,9 +178,10 @@ def iwae_mlp(event_shape=(28, 28), latent_dim: int = 50, hidden=(200, 200),
 
 
 def kingma_welling_mlp(event_shape=(28, 28), latent_dim: int = 20, hidden: int = 500,
-                       head=likelihoods.Bernoulli()) -> VAE:
+                       head=likelihoods.Bernoulli(),
+                       output_bias_init=nn.initializers.zeros) -> VAE:
     """Kingma & Welling (2014) MNIST architecture: one tanh hidden layer of 500 units."""
     return VAE(
         encoder=GaussianEncoder((hidden,), latent_dim, "tanh", "exp",
                                 event_ndims=len(event_shape)),
-        decoder=MLPDecoder((hidden,), tuple(event_shape), head, "tanh"))
+        decoder=MLPDecoder((hidden,), tuple(event_shape), head, "tanh", output_bias_init))

@@ -1,0 +1,5 @@
+import sys
+
+from jaxvae.cli import main
+
+sys.exit(main())

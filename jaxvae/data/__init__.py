@@ -1,0 +1,32 @@
+"""Data for jaxvae: named data sets, Bernoulli binarization, shuffled minibatches.
+
+* :func:`load` (``"embedded"``, ``"npz:PATH"``, ``"tfds:NAME"``; splits ``train``,
+  ``valid``, ``test``, ``train+valid``) returns a :class:`Dataset` of ``float32`` images in
+  [0, 1] and ``int32`` labels;
+* :func:`binarize_dynamic` (a fresh draw per training step) and :func:`binarize_fixed`
+  (a seeded draw for evaluation sets);
+* :func:`batches` / :func:`num_batches`: one epoch of shuffled minibatches, reproducible
+  from ``(seed, epoch)``.
+"""
+
+from jaxvae.data.batching import batches
+from jaxvae.data.batching import num_batches
+from jaxvae.data.binarize import binarize_dynamic
+from jaxvae.data.binarize import binarize_fixed
+from jaxvae.data.registry import SPLITS
+from jaxvae.data.registry import DataError
+from jaxvae.data.registry import Dataset
+from jaxvae.data.registry import MissingDependencyError
+from jaxvae.data.registry import load
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "MissingDependencyError",
+    "SPLITS",
+    "batches",
+    "binarize_dynamic",
+    "binarize_fixed",
+    "load",
+    "num_batches",
+]

@@ -1,0 +1,272 @@
+"""Evaluation of a trained model: test log-likelihood, active units, KL per dimension.
+
+* :func:`log_likelihood` — the IWAE bound with thousands of importance samples
+  (k = 5000 is the standard test-NLL protocol of Burda et al., 2015), computed in
+  chunks so that memory does not grow with k.
+* :func:`active_units` — Burda et al. (2015), Sec. 5.2: the number of latent units whose
+  posterior mean varies across the data.
+* :func:`kl_per_dimension` — the average analytic KL(q(z_u|x) || p(z_u)) of each unit.
+
+All functions take a model in the sense of :func:`jaxvae.model_terms` (``posterior``,
+``likelihood``, ``prior``, ``event_shape``; e.g. :func:`jaxvae.iwae_mlp`), its params
+and a dataset ``x: [N, *event_shape]``; they loop over batches of examples in Python
+(padding the last batch so that each jitted function compiles once) and return numpy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxvae import losses, objectives
+
+Array = jax.Array
+
+__all__ = ["log_likelihood", "make_log_likelihood_fn", "active_units", "kl_per_dimension"]
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a Python int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _chunk_sizes(num_samples: int, sample_chunk: int) -> tuple[int, int, int]:
+    """(chunk, number of full chunks, remainder) with chunk * full + remainder = k."""
+    chunk = min(sample_chunk, num_samples)
+    return chunk, num_samples // chunk, num_samples % chunk
+
+
+def _batches(num_examples: int, batch_size: int):
+    """Index arrays of length ``batch_size`` covering 0..N-1; the last one is padded by
+    repeating example N-1. Yields ``(indices, number of real examples)``."""
+    for start in range(0, num_examples, batch_size):
+        idx = np.minimum(np.arange(start, start + batch_size), num_examples - 1)
+        yield idx, min(batch_size, num_examples - start)
+
+
+def _progress(iterable, total: int, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+    return tqdm(iterable, total=total, desc=desc, unit="batch")
+
+
+_LL_FNS: dict = {}
+
+
+def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int = 100):
+    """Jitted chunked IWAE estimate of log p(x) for a batch with one key per example.
+
+    Returns ``fn(params, x: [B, *event], keys: [B] (or raw [B, 2])) -> [B]`` (B is the batch the
+    caller passes; each distinct B compiles once). For example i with key ``key_i`` it
+    computes
+
+        log p(x_i) ~= L_k = logsumexp_{j=1..k} log w_ij - log k,
+        log w_ij = log p(x_i|z_ij) + log p(z_ij) - log q(z_ij|x_i),  z_ij ~ q(z|x_i),
+
+    drawing the k samples in ``c = ceil(k / sample_chunk)`` chunks: chunk j (0-based)
+    is ``objectives.log_weights(jax.random.fold_in(key_i, j), q, prior, log_lik, m_j)``
+    with m_j = min(sample_chunk, k) for the ``k // sample_chunk`` full chunks and
+    ``k % sample_chunk`` for a final remainder chunk. The full chunks run in a
+    ``jax.lax.scan`` that carries the running logsumexp (``jnp.logaddexp``, which shifts
+    by the max), so the result equals the one-shot ``log_mean_exp`` of the concatenated
+    log-weights up to float rounding; with ``sample_chunk >= k`` it is exactly
+    ``objectives.iwae_bound(jax.random.fold_in(key_i, 0), q, prior, log_lik, k)``.
+
+    Peak memory: O(B * sample_chunk * (latent_dim + data_dim + decoder width)) floats
+    for the samples and decoder activations of one chunk, independent of k.
+    """
+    num_samples = objectives._check_num_samples(num_samples)
+    sample_chunk = _check_positive_int(sample_chunk, "sample_chunk")
+    chunk, num_full, remainder = _chunk_sizes(num_samples, sample_chunk)
+    cache_key = (model, num_samples, chunk)
+    try:
+        return _LL_FNS[cache_key]
+    except (KeyError, TypeError):  # TypeError: an unhashable model is never cached
+        pass
+
+    def per_example(params, x, key):
+        q, prior, log_lik = losses.model_terms(model, params, x)
+
+        def body(carry, _):
+            j, lse = carry
+            log_w = objectives.log_weights(jax.random.fold_in(key, j), q, prior, log_lik, chunk)
+            return (j + 1, jnp.logaddexp(lse, jax.nn.logsumexp(log_w))), None
+
+        # No scanned-over inputs: the loop's buffers do not depend on the number of chunks.
+        init = (jnp.asarray(0, jnp.uint32), jnp.asarray(-jnp.inf, jnp.float32))
+        (_, lse), _ = jax.lax.scan(body, init, None, length=num_full)
+        if remainder:
+            log_w = objectives.log_weights(jax.random.fold_in(key, num_full), q, prior,
+                                           log_lik, remainder)
+            lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w))
+        return lse - math.log(num_samples)
+
+    fn = jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0)))
+    try:
+        _LL_FNS[cache_key] = fn
+    except TypeError:
+        pass
+    return fn
+
+
+def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
+                   sample_chunk: int = 100, batch_size: int = 100,
+                   progress: bool = False) -> np.ndarray:
+    """IWAE estimate of log p(x) per example, in nats (the test-NLL protocol, k = 5000).
+
+    L_k(x) = log (1/k) sum_{j=1}^k p(x, z_j) / q(z_j|x),  z_j ~ q(z|x)  (Burda et al., 2015)
+
+    a stochastic lower bound with E[L_k] <= log p(x), rising to log p(x) as k grows. The
+    test NLL of a dataset is ``-log_likelihood(...).mean()``.
+
+    Randomness: ``key`` is split into one key per example, ``jax.random.split(key, N)``,
+    and example i uses chunk keys ``jax.random.fold_in(keys[i], j)`` (see
+    :func:`make_log_likelihood_fn`), so the result does not depend on ``batch_size``
+    and is reproducible from ``key`` alone.
+
+    Memory: examples go through one jitted function in batches of ``batch_size`` (the
+    last batch padded, the padding dropped), and the k samples of each example are drawn
+    ``sample_chunk`` at a time inside a ``lax.scan``; peak memory is
+    O(batch_size * sample_chunk * (latent_dim + data_dim)) floats (times the decoder's
+    hidden widths over data_dim for wide decoders), independent of k.
+
+    Args:
+      model: a VAE as in :func:`jaxvae.model_terms` (e.g. :func:`jaxvae.iwae_mlp`).
+      params: its parameters.
+      x: ``[N, *model.event_shape]`` data (e.g. a fixed binarization of the test set).
+      key: PRNG key.
+      num_samples: k >= 1 importance samples per example.
+      sample_chunk: samples drawn at once per example (>= 1; k need not be a multiple).
+      batch_size: examples evaluated at once (>= 1).
+      progress: show a tqdm progress bar over example batches.
+
+    Returns:
+      ``[N]`` numpy array of log-likelihood estimates in nats.
+    """
+    num_samples = objectives._check_num_samples(num_samples)
+    sample_chunk = _check_positive_int(sample_chunk, "sample_chunk")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    losses.check_batch(x, model.event_shape)
+    x = np.asarray(x)
+    n = x.shape[0]
+    batch_size = min(batch_size, n)
+    fn = make_log_likelihood_fn(model, num_samples, sample_chunk=sample_chunk)
+    keys = jax.random.split(key, n)
+    out = np.empty(n, dtype=np.float32)
+    batches = _progress(_batches(n, batch_size), math.ceil(n / batch_size), progress,
+                        f"log p(x), k={num_samples}")
+    start = 0
+    for idx, real in batches:
+        values = fn(params, jnp.asarray(x[idx]), keys[idx])
+        out[start:start + real] = np.asarray(values)[:real]
+        start += real
+    return out
+
+
+_STAT_FNS: dict = {}
+
+
+def _posterior_stat_fn(model, stat):
+    """Jitted ``fn(params, x: [B, *event]) -> [B, ...]`` applying ``stat(q, prior)``,
+    built once per (model, stat) when the model is hashable."""
+    try:
+        return _STAT_FNS[(model, stat)]
+    except (KeyError, TypeError):
+        pass
+
+    def per_example(params, x):
+        q, prior, _ = losses.model_terms(model, params, x)
+        return stat(q, prior)
+
+    fn = jax.jit(jax.vmap(per_example, in_axes=(None, 0)))
+    try:
+        _STAT_FNS[(model, stat)] = fn
+    except TypeError:
+        pass
+    return fn
+
+
+def _map_batches(fn, params, x, batch_size: int) -> np.ndarray:
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    n = x.shape[0]
+    batch_size = min(batch_size, n)
+    parts = [np.asarray(fn(params, jnp.asarray(x[idx])))[:real]
+             for idx, real in _batches(n, batch_size)]
+    return np.concatenate(parts, axis=0)
+
+
+def _posterior_mean(q, prior):
+    del prior
+    return q.mean()
+
+
+def active_units(model, params, x, threshold: float = 0.01,
+                 batch_size: int = 500) -> tuple[int, np.ndarray]:
+    """Number of active latent units (Burda et al., 2015, Sec. 5.2).
+
+    Unit u is active if  A_u = Var_x( E_{q(z|x)}[z_u] ) > threshold  (0.01 in the paper),
+    i.e. its posterior mean ``q.mean()`` varies across the data. The variance is the
+    population variance over the N examples.
+
+    Args:
+      x: ``[N, *model.event_shape]``.
+      threshold: activity threshold, >= 0.
+      batch_size: examples per jitted call.
+
+    Returns:
+      ``(num_active, variances)``: an int and a ``[latent_dim]`` numpy array of A_u.
+    """
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold}")
+    losses.check_batch(x, model.event_shape)
+    x = np.asarray(x)
+    means = _map_batches(_posterior_stat_fn(model, _posterior_mean), params, x, batch_size)
+    if means.ndim != 2:
+        raise ValueError(f"active_units needs a vector latent z: [latent_dim], got posterior "
+                         f"means of shape {means.shape[1:]}")
+    variances = np.var(means.astype(np.float64), axis=0)
+    return int(np.sum(variances > threshold)), variances
+
+
+def _kl_per_dim(q, prior):
+    params_q = objectives._diag_gaussian_params(q)
+    params_p = objectives._diag_gaussian_params(prior)
+    if params_q is None or params_p is None:
+        raise TypeError(
+            "kl_per_dimension needs a diagonal Gaussian posterior and prior "
+            "(MultivariateNormalDiag or Independent(Normal)), got q: "
+            f"{type(q).__name__}, prior: {type(prior).__name__}")
+    (mean_q, scale_q), (mean_p, scale_p) = params_q, params_p
+    var_ratio = jnp.square(scale_q / scale_p)
+    mean_term = jnp.square((mean_q - mean_p) / scale_p)
+    return 0.5 * (var_ratio + mean_term - 1.0 - jnp.log(var_ratio))
+
+
+def kl_per_dimension(model, params, x, batch_size: int = 500) -> np.ndarray:
+    """Average analytic KL of each latent unit: KL_u = mean_x KL(q(z_u|x) || p(z_u)).
+
+    KL(q(z_u|x) || p(z_u)) = log(s_p/s_q) + (s_q^2 + (m_q - m_p)^2) / (2 s_p^2) - 1/2
+
+    for a diagonal Gaussian q(z|x) = N(m_q(x), diag s_q(x)^2) and a diagonal Gaussian
+    prior (N(0, I) for :class:`jaxvae.VAE`); other distributions raise ``TypeError``.
+    ``KL_u`` sums over u to the mean of :func:`jaxvae.kl_divergence` (the rate, in nats);
+    units with KL_u near 0 are collapsed onto the prior.
+
+    Args:
+      x: ``[N, *model.event_shape]``.
+      batch_size: examples per jitted call.
+
+    Returns:
+      ``[latent_dim]`` numpy array, nats.
+    """
+    losses.check_batch(x, model.event_shape)
+    x = np.asarray(x)
+    kl = _map_batches(_posterior_stat_fn(model, _kl_per_dim), params, x, batch_size)
+    return np.mean(kl.astype(np.float64), axis=0)
