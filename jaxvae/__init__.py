@@ -26,10 +26,13 @@ from jaxvae.losses import check_batch
 from jaxvae.losses import make_loss
 from jaxvae.losses import make_objective
 from jaxvae.losses import model_terms
+from jaxvae.models import GaussianChain
 from jaxvae.models import GaussianEncoder
+from jaxvae.models import HierarchicalVAE
 from jaxvae.models import MLPDecoder
 from jaxvae.models import VAE
 from jaxvae.models import iwae_mlp
+from jaxvae.models import iwae_two_layer
 from jaxvae.models import kingma_welling_mlp
 from jaxvae.models import mean_logit_init
 from jaxvae.objectives import elbo
@@ -51,7 +54,9 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "Dataset",
+    "GaussianChain",
     "GaussianEncoder",
+    "HierarchicalVAE",
     "MLPDecoder",
     "TrainState",
     "VAE",
@@ -70,6 +75,7 @@ __all__ = [
     "interpolate",
     "iwae_bound",
     "iwae_mlp",
+    "iwae_two_layer",
     "kingma_welling_mlp",
     "kl_divergence",
     "kl_per_dimension",

@@ -17,12 +17,14 @@ examples:
   python -m jaxvae train                          # IWAE (k=5) on the embedded MNIST subset, ~1 min
   python -m jaxvae train --objective elbo -k 1 --epochs 50 --out runs/vae
   python -m jaxvae train --data npz:../shared/data/mnist.npz --split train+valid
+  python -m jaxvae train --model iwae-2layer --protocol iwae-paper --passes-scale 0.01
   python -m jaxvae train --out runs/vae --resume   # continue an interrupted run
   python -m jaxvae eval runs/vae --k 5000          # test log-likelihood (IWAE bound, k=5000)
   python -m jaxvae sample runs/vae --num 100       # a grid of prior samples
 """
 
-MODELS = ("iwae", "kingma-welling")
+MODELS = ("iwae", "iwae-2layer", "kingma-welling")
+PROTOCOLS = ("adam", "iwae-paper")
 
 
 class UsageError(ValueError):
@@ -42,16 +44,23 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--split", default="train", help="training split: train or train+valid")
     t.add_argument("--eval-split", default="test", help="split for the final bounds")
     t.add_argument("--model", choices=MODELS, default="iwae",
-                   help="iwae: 784-200-200-50 tanh (Burda et al.); kingma-welling: 500 hidden")
+                   help="iwae: 784-200-200-50 tanh (Burda et al.); iwae-2layer: two stochastic "
+                        "layers (100 and 50 units); kingma-welling: 500 hidden units")
     t.add_argument("--latent-dim", type=int, default=None, help="default: the preset's")
     t.add_argument("--objective", choices=("elbo", "iwae"), default="iwae")
     t.add_argument("-k", "--num-samples", type=int, default=5,
                    help="samples per example in the training objective")
     t.add_argument("--beta", type=float, default=1.0, help="KL weight (ELBO only)")
     t.add_argument("--analytic-kl", action="store_true", help="closed-form KL (ELBO only)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    t.add_argument("--protocol", choices=PROTOCOLS, default="adam",
+                   help="adam: constant --lr for --epochs; iwae-paper: Adam(eps=1e-4) in 8 "
+                        "stages of 3^i passes at 1e-3*10^(-i/7), batch 20 (Burda et al.)")
+    t.add_argument("--passes-scale", type=float, default=1.0,
+                   help="iwae-paper protocol: fraction of the paper's 3280 passes")
+    t.add_argument("--epochs", type=int, default=30, help="passes (adam protocol)")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="default 100 (adam) or 20 (iwae-paper)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (adam protocol)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-k", type=int, default=500, help="k of the final IWAE bound")
     t.add_argument("--out", default=None, help="run directory (default: runs/DATE-TIME)")
@@ -89,9 +98,25 @@ def build_model(config: dict, data_mean=None):
         kwargs["output_bias_init"] = jaxvae.mean_logit_init(data_mean)
     if config["model"] == "iwae":
         return jaxvae.iwae_mlp(**kwargs)
+    if config["model"] == "iwae-2layer":
+        kwargs.pop("latent_dim", None)
+        return jaxvae.iwae_two_layer(**kwargs)
     if config["model"] == "kingma-welling":
         return jaxvae.kingma_welling_mlp(**kwargs)
     raise UsageError(f"unknown model {config['model']!r}; expected one of {MODELS}")
+
+
+def make_optimizer(config: dict):
+    """``(tx, num_steps)`` for a run's config; ``num_steps`` None means ``epochs`` passes."""
+    import optax
+
+    from jaxvae import schedules
+
+    if config.get("protocol", "adam") == "iwae-paper":
+        steps_per_pass = config["num_train"] // config["batch_size"]
+        protocol = schedules.iwae_paper_optimizer(steps_per_pass, config["passes_scale"])
+        return protocol.tx, protocol.num_steps
+    return optax.adam(config["lr"]), None
 
 
 def _check_train_args(args) -> None:
@@ -105,6 +130,10 @@ def _check_train_args(args) -> None:
         raise UsageError("--beta and --analytic-kl apply to --objective elbo only")
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
+    if not args.passes_scale > 0:
+        raise UsageError(f"--passes-scale must be positive, got {args.passes_scale}")
+    if args.batch_size is None:
+        args.batch_size = 20 if args.protocol == "iwae-paper" else 100
 
 
 def _prepare_run_dir(args) -> str:
@@ -132,7 +161,6 @@ def _write_json(path: str, obj) -> None:
 def _restore_params(run_dir: str):
     """(config, model, params) of a run directory."""
     import jax
-    import optax
 
     from jaxvae import train
 
@@ -145,7 +173,7 @@ def _restore_params(run_dir: str):
         model = build_model(config)
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise UsageError(f"{config_path} is not a valid jaxvae config ({err})") from err
-    tx = optax.adam(config["lr"])
+    tx, _ = make_optimizer(config)
     like = train.create_train_state(model.init_params(jax.random.PRNGKey(0)), tx,
                                     jax.random.PRNGKey(0))
     checkpointer = train.Checkpointer(os.path.join(run_dir, "checkpoints"))
@@ -183,7 +211,6 @@ def cmd_train(args) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
 
     import jaxvae
     from jaxvae import data, plots, train
@@ -199,7 +226,7 @@ def cmd_train(args) -> dict:
     kwargs = {"beta": args.beta, "analytic_kl": args.analytic_kl} \
         if args.objective == "elbo" else {}
     loss_fn = jaxvae.make_loss(model, args.objective, args.num_samples, **kwargs)
-    tx = optax.adam(args.lr)
+    tx, num_steps = make_optimizer(config)
     key_init, key_train, key_eval = jax.random.split(jax.random.PRNGKey(args.seed), 3)
     state = train.create_train_state(model.init_params(key_init), tx, key_train)
     mesh = train.data_mesh() if jax.device_count() > 1 and \
@@ -214,7 +241,7 @@ def cmd_train(args) -> dict:
           f"{train_set.name} [{args.split}, {x.shape[0]} examples]; run directory {out}")
     start = time.time()
     state = train.fit(state, step, x, batch_size=args.batch_size, num_epochs=args.epochs,
-                      seed=args.seed, eval_fn=eval_fn, workdir=out, resume=args.resume,
+                      num_steps=num_steps, seed=args.seed, eval_fn=eval_fn, workdir=out, resume=args.resume,
                       overwrite=args.overwrite, mesh=mesh, progress=not args.no_progress)
     train_seconds = time.time() - start
     results = _final_bounds(model, state.params, test_x, key_eval, args.eval_k,

@@ -34,12 +34,26 @@ def _check_count(num, name: str, minimum: int) -> int:
     return int(num)
 
 
+MEAN_SAMPLES = 1000
+
+
+def posterior_mean(q) -> Array:
+    """E_q[z] for one example: ``q.mean()`` where it has a closed form, else a Monte Carlo
+    average of ``MEAN_SAMPLES`` draws with a fixed key (e.g. the two-layer posterior
+    q(z1|x) q(z2|z1), whose z2 mean has no closed form)."""
+    try:
+        return q.mean()
+    except NotImplementedError:
+        draws = q.sample(seed=jax.random.PRNGKey(0), sample_shape=(MEAN_SAMPLES,))
+        return jnp.mean(draws, axis=0)
+
+
 def _latent_dim(model) -> int:
-    shape = tuple(model.prior().event_shape)
-    if len(shape) != 1:
-        raise ValueError(f"latent tools need a vector latent z: [latent_dim], the model's "
-                         f"prior has event shape {shape}")
-    return shape[0]
+    latent_dim = getattr(model, "latent_dim", None)
+    if not isinstance(latent_dim, int):
+        raise ValueError(f"latent tools need a vector latent z: [latent_dim]; "
+                         f"{type(model).__name__} has no integer latent_dim")
+    return latent_dim
 
 
 def _check_z(z, model, name: str = "z") -> Array:
@@ -77,7 +91,7 @@ def decode(model, params, z: Array) -> Array:
 def encode_mean(model, params, x: Array) -> Array:
     """Posterior means E_q[z|x]: ``x: [N, *event] -> [N, latent_dim]``."""
     losses.check_batch(x, model.event_shape)
-    return jax.vmap(lambda x_i: model.apply(params, x_i, method="posterior").mean())(
+    return jax.vmap(lambda x_i: posterior_mean(model.apply(params, x_i, method="posterior")))(
         jnp.asarray(x))
 
 
@@ -87,7 +101,7 @@ def sample_prior(model, params, key: Array, num: int) -> Array:
     Returns ``[num, *event]`` (decoder means, e.g. Bernoulli probabilities).
     """
     num = _check_count(num, "num", 1)
-    z = model.prior().sample(seed=key, sample_shape=(num,))
+    z = model.apply(params, method="prior").sample(seed=key, sample_shape=(num,))
     return decode(model, params, z)
 
 

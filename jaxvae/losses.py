@@ -27,8 +27,12 @@ _OBJECTIVES = {"elbo": objectives.elbo, "iwae": objectives.iwae_bound}
 def model_terms(model, params, x: Array):
     """``(q, prior, log_likelihood)`` for one example ``x: [*model.event_shape]``.
 
-    q = q(z|x) from the encoder; prior = p(z); ``log_likelihood(z) = log p(x|z)``
-    evaluates the decoder at one ``z: [latent_dim]``.
+    q = q(z|x) from the encoder; prior = p(z) (it may have learned parameters, as in
+    the two-stochastic-layer model); ``log_likelihood(z) = log p(x|z)`` evaluates the
+    decoder at one ``z: [latent_dim]``. The model is anything with
+    ``apply(params, ..., method=...)`` for ``"posterior"``, ``"likelihood"`` and
+    ``"prior"``, and an ``event_shape`` (a :class:`jaxvae.VAE`, a
+    :class:`jaxvae.HierarchicalVAE`, or your own Flax module).
     """
     event_shape = tuple(model.event_shape)
     if tuple(x.shape) != event_shape:
@@ -36,7 +40,7 @@ def model_terms(model, params, x: Array):
             f"x has shape {tuple(x.shape)} but the model's decoder describes data of shape "
             f"{event_shape} (per example)")
     q = model.apply(params, x, method="posterior")
-    prior = model.prior()
+    prior = model.apply(params, method="prior")
 
     def log_likelihood(z: Array) -> Array:
         return model.apply(params, z, method="likelihood").log_prob(x)

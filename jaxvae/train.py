@@ -42,6 +42,9 @@ class TrainState(NamedTuple):
 
 
 def create_train_state(params, tx: optax.GradientTransformation, key: Array) -> TrainState:
+    """A fresh state at step 0. It holds copies of ``params`` and ``key``: the train step
+    donates the state's buffers, and the caller's arrays must stay valid."""
+    params, key = jax.tree_util.tree_map(jnp.array, (params, key))
     return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), key)
 
 
@@ -189,7 +192,7 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
 
 
 def fit(state: TrainState, train_step: Callable, train_x: np.ndarray, *, batch_size: int,
-        num_epochs: int, seed: int = 0, eval_fn: Callable[[TrainState], dict] | None = None,
+        num_epochs: int, num_steps: int | None = None, seed: int = 0, eval_fn: Callable[[TrainState], dict] | None = None,
         eval_every: int = 1, workdir: str | None = None, resume: bool = False,
         overwrite: bool = False, checkpoint_every: int | None = None, mesh: Mesh | None = None,
         progress: bool = True) -> TrainState:
@@ -200,6 +203,8 @@ def fit(state: TrainState, train_step: Callable, train_x: np.ndarray, *, batch_s
       train_step: from :func:`make_train_step`.
       train_x: ``[N, *event]`` training data (host numpy); batches are gathered per step.
       batch_size, num_epochs, seed: epoch e visits a permutation drawn from (seed, e).
+      num_steps: stop after this many steps in all (possibly mid-epoch); default
+        ``num_epochs`` full epochs.
       eval_fn: ``state -> dict`` of scalars, run every ``eval_every`` epochs and at the end.
       workdir: if given, ``metrics.jsonl`` and ``checkpoints/`` are written there.
       resume: continue from the latest checkpoint in ``workdir`` (same parameters as an
@@ -214,7 +219,8 @@ def fit(state: TrainState, train_step: Callable, train_x: np.ndarray, *, batch_s
       the final state.
     """
     steps_per_epoch = data.num_batches(len(train_x), batch_size)
-    total_steps = steps_per_epoch * num_epochs
+    total_steps = steps_per_epoch * num_epochs if num_steps is None else num_steps
+    num_epochs = -(-total_steps // steps_per_epoch)
     checkpoint_every = checkpoint_every or steps_per_epoch
     checkpointer = None
     if workdir is not None:
@@ -241,10 +247,13 @@ def fit(state: TrainState, train_step: Callable, train_x: np.ndarray, *, batch_s
     for epoch in range(start // steps_per_epoch, num_epochs):
         first = int(state.step) - epoch * steps_per_epoch     # > 0 when resuming mid-epoch
         epoch_iter = data.batches(train_x, batch_size, seed=seed, epoch=epoch)
-        for i, batch in enumerate(itertools.islice(epoch_iter, first, None), start=first):
+        last = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        if first >= last:   # resumed at the very end of the run
+            continue
+        for i, batch in enumerate(itertools.islice(epoch_iter, first, last), start=first):
             state, metrics = train_step(state, put(batch))
             step = epoch * steps_per_epoch + i + 1
-            if step % 20 == 0 or i == steps_per_epoch - 1:
+            if step % 20 == 0 or i == last - 1:
                 bound = float(metrics["bound"] if "bound" in metrics else -metrics["loss"])
                 running = bound if running is None else 0.9 * running + 0.1 * bound
                 bar.set_postfix(epoch=epoch + 1, bound=f"{running:.2f}")

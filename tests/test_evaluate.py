@@ -207,7 +207,7 @@ def test_kl_per_dimension_sums_to_the_mean_kl(small):
     np.testing.assert_allclose(per_dim.sum(), float(jnp.mean(kl)), rtol=1e-5)
     def moments(x_i):
         q = model.apply(params, x_i, method="posterior")
-        return q.loc, q.scale_diag
+        return q.mean(), q.stddev()
 
     mean, std = (np.asarray(a, np.float64) for a in jax.vmap(moments)(x))
     manual = np.mean(0.5 * (std ** 2 + mean ** 2 - 1.0) - np.log(std), axis=0)

@@ -23,7 +23,7 @@ def decode_one(model, params, z):
 
 
 def posterior_mean(model, params, x_i):
-    return model.apply(params, x_i, method="posterior").loc
+    return model.apply(params, x_i, method="posterior").mean()
 
 
 def test_lerp_endpoints_and_midpoint():

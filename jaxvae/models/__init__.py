@@ -1,6 +1,7 @@
 """Flax modules, one file per model family."""
 
-from jaxvae.models.mlp import (GaussianEncoder, MLPDecoder, VAE, iwae_mlp, kingma_welling_mlp,
+from jaxvae.models.hierarchical import GaussianChain, HierarchicalVAE, iwae_two_layer
+from jaxvae.models.mlp import (diag_gaussian, GaussianEncoder, MLPDecoder, VAE, iwae_mlp, kingma_welling_mlp,
                                mean_logit_init)
 
-__all__ = ["GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp", "mean_logit_init"]
+__all__ = ["diag_gaussian", "GaussianChain", "HierarchicalVAE", "iwae_two_layer", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp", "mean_logit_init"]

@@ -20,7 +20,7 @@ from jaxvae import likelihoods
 
 Array = jax.Array
 
-__all__ = ["GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp",
+__all__ = ["diag_gaussian", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp",
            "mean_logit_init"]
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu,
@@ -34,6 +34,17 @@ def _activation(name_or_fn) -> Callable[[Array], Array]:
         raise ValueError(f"unknown activation {name_or_fn!r}; expected one of "
                          f"{sorted(_ACTIVATIONS)} or a callable")
     return _ACTIVATIONS[name_or_fn]
+
+
+def diag_gaussian(loc: Array, scale: Array) -> distrax.Distribution:
+    """N(loc, diag scale^2) over the last axis, as ``Independent(Normal)``.
+
+    Preferred to ``distrax.MultivariateNormalDiag`` because its pytree leaves are exactly
+    ``loc`` and ``scale``: ``tree_map(stop_gradient, q)`` then stops every path to the
+    parameters (MultivariateNormalDiag keeps bound methods of its scale bijector as static
+    data, through which gradients leak), which STL and DReG rely on.
+    """
+    return distrax.Independent(distrax.Normal(loc, scale), reinterpreted_batch_ndims=1)
 
 
 def positive_scale(raw: Array, parameterization: str) -> Array:
@@ -68,7 +79,7 @@ class MLP(nn.Module):
 class GaussianEncoder(nn.Module):
     """q(z|x) = N(mu(x), diag sigma(x)^2).
 
-    x: ``[*event]`` (flattened inside) -> ``distrax.MultivariateNormalDiag`` over
+    x: ``[*event]`` (flattened inside) -> a diagonal Gaussian (:func:`diag_gaussian`) over
     ``z: [latent_dim]``. Works on a leading batch too, giving a batched distribution.
     """
 
@@ -79,14 +90,14 @@ class GaussianEncoder(nn.Module):
     event_ndims: int = 1
 
     @nn.compact
-    def __call__(self, x: Array) -> distrax.MultivariateNormalDiag:
+    def __call__(self, x: Array) -> distrax.Distribution:
         batch_shape = x.shape[:x.ndim - self.event_ndims]
         h = jnp.reshape(x, (*batch_shape, -1)).astype(jnp.float32)
         h = MLP(self.hidden, self.activation)(h)
         init = nn.initializers.glorot_uniform()
         loc = nn.Dense(self.latent_dim, kernel_init=init, name="loc")(h)
         raw_scale = nn.Dense(self.latent_dim, kernel_init=init, name="raw_scale")(h)
-        return distrax.MultivariateNormalDiag(loc, positive_scale(raw_scale, self.scale))
+        return diag_gaussian(loc, positive_scale(raw_scale, self.scale))
 
 
 class MLPDecoder(nn.Module):
@@ -129,9 +140,8 @@ class VAE(nn.Module):
     def event_shape(self) -> tuple:
         return tuple(self.decoder.event_shape)
 
-    def prior(self) -> distrax.MultivariateNormalDiag:
-        return distrax.MultivariateNormalDiag(jnp.zeros(self.latent_dim),
-                                              jnp.ones(self.latent_dim))
+    def prior(self) -> distrax.Distribution:
+        return diag_gaussian(jnp.zeros(self.latent_dim), jnp.ones(self.latent_dim))
 
     def posterior(self, x: Array) -> distrax.Distribution:
         return self.encoder(x)
