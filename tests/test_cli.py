@@ -108,3 +108,17 @@ def test_help_is_there(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--objective" in out and "--resume" in out and "embedded" in out
+
+
+def test_two_layer_model_with_the_paper_protocol(npz, capsys, tmp_path):
+    out = str(tmp_path / "two")
+    code, text, err = run(capsys, "train", "--data", npz, "--model", "iwae-2layer",
+                          "--protocol", "iwae-paper", "--passes-scale", "0.001",
+                          "--eval-k", "3", "--out", out, "--no-progress")
+    assert code == 0, err
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["batch_size"] == 20 and config["protocol"] == "iwae-paper"
+    # 10 steps per pass; stages of max(1, round(3^i * 0.001 * 10)) steps
+    assert json.load(open(os.path.join(out, "results.json")))["steps"] == 36
+    code, _, err = run(capsys, "sample", out, "--num", "4")   # restores the schedule's state
+    assert code == 0, err
