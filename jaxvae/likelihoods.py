@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-__all__ = ["Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "get_head"]
+__all__ = ["BernoulliLogits", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "get_head"]
 
 
 def _ndims(raw: Array, event_ndims: int | None, extra_axes: int) -> int:
@@ -31,6 +31,19 @@ def _ndims(raw: Array, event_ndims: int | None, extra_axes: int) -> int:
 
 def _independent(dist: distrax.Distribution, event_ndims: int) -> distrax.Distribution:
     return distrax.Independent(dist, reinterpreted_batch_ndims=event_ndims)
+
+
+class BernoulliLogits(distrax.Bernoulli):
+    """``distrax.Bernoulli`` whose log-probability is x * l - softplus(l).
+
+    Equal to distrax's (1 - x) log sigmoid(-l) + x log sigmoid(l) for x in [0, 1], with one
+    softplus per element instead of two: on CPU the decoder's 784 transcendental evaluations
+    per sample cost as much as its matmuls, so this is the hot spot of large-k evaluation.
+    """
+
+    def log_prob(self, value: Array) -> Array:
+        logits = self.logits
+        return value * logits - jax.nn.softplus(logits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +57,7 @@ class Bernoulli:
         return tuple(event_shape)
 
     def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
-        return _independent(distrax.Bernoulli(logits=raw), _ndims(raw, event_ndims, 0))
+        return _independent(BernoulliLogits(logits=raw), _ndims(raw, event_ndims, 0))
 
 
 @dataclasses.dataclass(frozen=True)

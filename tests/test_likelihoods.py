@@ -20,6 +20,16 @@ def test_bernoulli_log_prob_matches_formula_and_is_stable():
                       rtol=1e-6)
 
 
+def test_fused_bernoulli_equals_distrax():
+    logits = jax.random.normal(KEY, (3, 50)) * 8
+    x = jax.random.uniform(jax.random.PRNGKey(1), (3, 50))      # [0, 1], not only binary
+    import distrax
+    np.testing.assert_allclose(likelihoods.BernoulliLogits(logits=logits).log_prob(x),
+                               distrax.Bernoulli(logits=logits).log_prob(x), rtol=1e-5, atol=1e-5)
+    grad = jax.grad(lambda l: likelihoods.BernoulliLogits(logits=l).log_prob(x).sum())(logits)
+    np.testing.assert_allclose(grad, x - jax.nn.sigmoid(logits), rtol=1e-5, atol=1e-6)
+
+
 def test_fixed_gaussian_is_l2_distortion():
     head = likelihoods.Gaussian(scale=0.5)
     mean = jax.random.normal(KEY, (4, 3))
