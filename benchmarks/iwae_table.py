@@ -109,7 +109,8 @@ def markdown(records, args, machine) -> str:
                  f"scaled by --passes-scale {args.passes_scale}")
               + f" (the paper: 3280 passes; ours in the passes column), batch "
               f"{args.batch_size}, dynamic binarization. Machine: {machine}.",
-              "", "Command: `python " + " ".join(sys.argv) + "`"]
+              "", "Command: `python "
+              + " ".join(a for a in sys.argv if a != "--table-only") + "`"]
     return "\n".join(lines)
 
 
@@ -131,6 +132,8 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="also write all records to this path")
     parser.add_argument("--quick", action="store_true", help="< 60 s: embedded data, 4 runs")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--table-only", action="store_true",
+                        help="write the table from the finished runs in OUT, train nothing")
     args = parser.parse_args(argv)
     if args.quick:
         args.data = args.data or "embedded"
@@ -162,7 +165,8 @@ def main(argv=None):
     plan = [(n, obj, k) for n in layers for k in ks for obj in ("vae", "iwae")
             if not (k == 1 and obj == "iwae")]
     for n, obj, k in plan:
-        if any((r["layers"], r["objective"], r["k"]) == (n, obj, k) for r in done):
+        if args.table_only or any(
+                (r["layers"], r["objective"], r["k"]) == (n, obj, k) for r in done):
             continue
         print(f"-- {n} layer(s), {obj.upper()}, k={k}", flush=True)
         record = run_one(n, obj, k, train_x, test_x, args)
@@ -175,7 +179,11 @@ def main(argv=None):
     for r in done:   # the k = 1 row of IWAE is the k = 1 VAE run
         if r["k"] == 1 and r["objective"] == "vae":
             records.append(dict(r, objective="iwae"))
+    missing = [f"{n}-layer {obj.upper()} k={k}" for n, obj, k in plan if not any(
+        (r["layers"], r["objective"], r["k"]) == (n, obj, k) for r in done)]
     table = markdown(records, args, machine)
+    if missing:
+        table += "\n\nNot run within this budget: " + ", ".join(missing) + "."
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(table + "\n")
     if args.json:
