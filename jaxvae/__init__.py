@@ -5,6 +5,7 @@ from jaxvae import evaluate
 from jaxvae import latent
 from jaxvae import likelihoods
 from jaxvae import plots
+from jaxvae import schedules
 from jaxvae import train
 from jaxvae.data import Dataset
 from jaxvae.data import DataError
@@ -31,6 +32,7 @@ from jaxvae.models import GaussianEncoder
 from jaxvae.models import HierarchicalVAE
 from jaxvae.models import MLPDecoder
 from jaxvae.models import VAE
+from jaxvae.models import diag_gaussian
 from jaxvae.models import iwae_mlp
 from jaxvae.models import iwae_two_layer
 from jaxvae.models import kingma_welling_mlp
@@ -42,6 +44,7 @@ from jaxvae.objectives import kl_divergence
 from jaxvae.objectives import linear_annealing
 from jaxvae.objectives import log_mean_exp
 from jaxvae.objectives import log_weights
+from jaxvae.schedules import iwae_paper_optimizer
 from jaxvae.train import CheckpointError
 from jaxvae.train import TrainState
 from jaxvae.train import create_train_state
@@ -68,6 +71,7 @@ __all__ = [
     "check_batch",
     "create_train_state",
     "data",
+    "diag_gaussian",
     "elbo",
     "evaluate",
     "fit",
@@ -75,6 +79,7 @@ __all__ = [
     "interpolate",
     "iwae_bound",
     "iwae_mlp",
+    "iwae_paper_optimizer",
     "iwae_two_layer",
     "kingma_welling_mlp",
     "kl_divergence",
@@ -95,6 +100,7 @@ __all__ = [
     "plots",
     "reconstruct",
     "sample_prior",
+    "schedules",
     "slerp",
     "train",
     "traverse",
