@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import resource
@@ -570,7 +569,7 @@ def fmt_ratio(s, pct=False):
     return f"{s['median']:.2f}× [{s['min']:.2f}–{s['max']:.2f}]"
 
 
-def build_results(timings, params_meta) -> dict:
+def build_results(timings) -> dict:
     per_shape = {}
     for (batch, k), tm in timings.items():
         key = f"B{batch}_k{k}"
@@ -910,7 +909,7 @@ def main(argv=None) -> int:
             log=log)
         timings[(batch, k)]["load"] = loadavg()
         log(f"  done at {time.perf_counter() - t_start:.0f} s; load {loadavg()}")
-    per_shape = build_results(timings, None)
+    per_shape = build_results(timings)
     head = headline(per_shape)
 
     ev = None
