@@ -24,10 +24,19 @@ def test_fused_bernoulli_equals_distrax():
     logits = jax.random.normal(KEY, (3, 50)) * 8
     x = jax.random.uniform(jax.random.PRNGKey(1), (3, 50))      # [0, 1], not only binary
     import distrax
-    np.testing.assert_allclose(likelihoods.BernoulliLogits(logits=logits).log_prob(x),
-                               distrax.Bernoulli(logits=logits).log_prob(x), rtol=1e-5, atol=1e-5)
-    grad = jax.grad(lambda l: likelihoods.BernoulliLogits(logits=l).log_prob(x).sum())(logits)
+    ours = likelihoods.BernoulliLogits(logits, 1)
+    reference = distrax.Independent(distrax.Bernoulli(logits=logits), 1)
+    np.testing.assert_allclose(ours.log_prob(x), reference.log_prob(x), rtol=1e-5, atol=1e-4)
+    grad = jax.grad(lambda l: likelihoods.BernoulliLogits(l, 1).log_prob(x).sum())(logits)
     np.testing.assert_allclose(grad, x - jax.nn.sigmoid(logits), rtol=1e-5, atol=1e-6)
+    grad_x = jax.grad(lambda v: likelihoods.BernoulliLogits(logits, 1).log_prob(v).sum())(x)
+    np.testing.assert_allclose(grad_x, logits, rtol=1e-6)
+    # a [28, 28]-style event, broadcast against a batch of logits
+    lg = jax.random.normal(KEY, (5, 4, 6))
+    xi = (jax.random.uniform(KEY, (4, 6)) > 0.5).astype(jnp.float32)
+    np.testing.assert_allclose(likelihoods.BernoulliLogits(lg, 2).log_prob(xi),
+                               distrax.Independent(distrax.Bernoulli(logits=lg), 2).log_prob(xi),
+                               rtol=1e-5)
 
 
 def test_fixed_gaussian_is_l2_distortion():
