@@ -72,10 +72,15 @@ def batched(per_example: Callable[[Any, Array, Array], Array]):
 
     def fn(params, x: Array, key: Array):
         check_batch(x)
-        keys = jax.random.split(key, x.shape[0])
-        return jax.vmap(per_example, in_axes=(None, 0, 0))(params, x, keys)
+        return _map_batch(per_example, params, x, key)
 
     return fn
+
+
+def _map_batch(per_example, params, x: Array, key: Array):
+    """``per_example`` vmapped over (x, one key per example), params shared."""
+    keys = jax.random.split(key, x.shape[0])
+    return jax.vmap(per_example, in_axes=(None, 0, 0))(params, x, keys)
 
 
 def make_objective(model, objective: str = "iwae", num_samples: int = 1, **kwargs):
@@ -103,11 +108,9 @@ def make_objective(model, objective: str = "iwae", num_samples: int = 1, **kwarg
         q, prior, log_likelihood = model_terms(model, params, x)
         return fn(key, q, prior, log_likelihood, num_samples, **kwargs)
 
-    vectorized = batched(per_example)
-
     def bound(params, x, key):
-        check_batch(x, event_shape)
-        return vectorized(params, x, key)
+        check_batch(x, event_shape)   # shape and NaN checks, once
+        return _map_batch(per_example, params, x, key)
 
     return bound
 
