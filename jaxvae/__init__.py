@@ -1,17 +1,25 @@
 """jaxvae: a functional JAX library for variational autoencoders."""
 
 from jaxvae import data
+from jaxvae import estimators
 from jaxvae import evaluate
 from jaxvae import latent
 from jaxvae import likelihoods
 from jaxvae import plots
 from jaxvae import schedules
 from jaxvae import train
+from jaxvae import variance
 from jaxvae.data import Dataset
 from jaxvae.data import DataError
 from jaxvae.data import binarize_dynamic
 from jaxvae.data import binarize_fixed
 from jaxvae.data import load
+from jaxvae.estimators import ESTIMATORS
+from jaxvae.estimators import ParamGroups
+from jaxvae.estimators import make_estimator
+from jaxvae.estimators import make_estimator_loss
+from jaxvae.estimators import merge_params
+from jaxvae.estimators import split_params
 from jaxvae.evaluate import active_units
 from jaxvae.evaluate import kl_per_dimension
 from jaxvae.evaluate import log_likelihood
@@ -50,6 +58,10 @@ from jaxvae.train import TrainState
 from jaxvae.train import create_train_state
 from jaxvae.train import fit
 from jaxvae.train import make_train_step
+from jaxvae.variance import estimator_grad
+from jaxvae.variance import gradient_stats
+from jaxvae.variance import minibatch_covariance
+from jaxvae.variance import summarize
 
 __version__ = "0.1.0"
 
@@ -57,10 +69,12 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "Dataset",
+    "ESTIMATORS",
     "GaussianChain",
     "GaussianEncoder",
     "HierarchicalVAE",
     "MLPDecoder",
+    "ParamGroups",
     "TrainState",
     "VAE",
     "active_units",
@@ -73,9 +87,12 @@ __all__ = [
     "data",
     "diag_gaussian",
     "elbo",
+    "estimator_grad",
+    "estimators",
     "evaluate",
     "fit",
     "gaussian_kl",
+    "gradient_stats",
     "interpolate",
     "iwae_bound",
     "iwae_mlp",
@@ -92,16 +109,23 @@ __all__ = [
     "log_likelihood",
     "log_mean_exp",
     "log_weights",
+    "make_estimator",
+    "make_estimator_loss",
     "make_loss",
     "make_objective",
     "make_train_step",
     "mean_logit_init",
+    "merge_params",
+    "minibatch_covariance",
     "model_terms",
     "plots",
     "reconstruct",
     "sample_prior",
     "schedules",
     "slerp",
+    "split_params",
+    "summarize",
     "train",
     "traverse",
+    "variance",
 ]

@@ -107,6 +107,9 @@ class HierarchicalVAE:
     p_z1: GaussianEncoder
     decoder: MLPDecoder
 
+    #: sub-networks of q(z|x), for :func:`jaxvae.split_params`
+    inference_networks = ("q_z1", "q_z2")
+
     @property
     def z1_dim(self) -> int:
         return self.q_z1.latent_dim

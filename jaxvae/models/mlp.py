@@ -132,6 +132,9 @@ class VAE(nn.Module):
     encoder: nn.Module
     decoder: nn.Module
 
+    #: sub-networks of q(z|x), for :func:`jaxvae.split_params`
+    inference_networks = ("encoder",)
+
     @property
     def latent_dim(self) -> int:
         return self.encoder.latent_dim
