@@ -38,6 +38,7 @@ from jaxvae.losses import model_terms
 from jaxvae.models import GaussianChain
 from jaxvae.models import GaussianEncoder
 from jaxvae.models import HierarchicalVAE
+from jaxvae.models import LinearGaussianVAE
 from jaxvae.models import MLPDecoder
 from jaxvae.models import VAE
 from jaxvae.models import diag_gaussian
@@ -73,6 +74,7 @@ __all__ = [
     "GaussianChain",
     "GaussianEncoder",
     "HierarchicalVAE",
+    "LinearGaussianVAE",
     "MLPDecoder",
     "ParamGroups",
     "TrainState",

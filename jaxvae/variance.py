@@ -18,6 +18,7 @@ and data: only the key varies between draws, so the spread is the estimator's ow
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -56,6 +57,31 @@ def _check_draws(num_draws, name="num_draws", minimum=2) -> int:
     return num_draws
 
 
+_MOMENTS = weakref.WeakKeyDictionary()
+
+
+def _moments_fn(grad_fn):
+    """Jitted ``(params, x, keys) -> (mean, sum of squared deviations)`` over the keys,
+    cached per ``grad_fn`` so that new params or data reuse the compilation."""
+    try:
+        return _MOMENTS[grad_fn]
+    except (KeyError, TypeError):
+        pass
+
+    @jax.jit
+    def moments(params, x, keys):
+        g = jax.vmap(grad_fn, in_axes=(None, None, 0))(params, x, keys)
+        mean = jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), g)
+        m2 = jax.tree_util.tree_map(lambda a, m: jnp.sum((a - m) ** 2, axis=0), g, mean)
+        return mean, m2
+
+    try:
+        _MOMENTS[grad_fn] = moments
+    except TypeError:
+        pass
+    return moments
+
+
 def gradient_stats(grad_fn: Callable, params, x: Array, key: Array, num_draws: int = 1000,
                    *, chunk: int = 64) -> GradientStats:
     """Mean and variance over ``num_draws`` independent draws of ``grad_fn(params, x, key_m)``.
@@ -75,19 +101,14 @@ def gradient_stats(grad_fn: Callable, params, x: Array, key: Array, num_draws: i
     chunk = _check_draws(chunk, "chunk", 1)
     keys = jax.random.split(key, num_draws)
 
-    @jax.jit
-    def moments(keys):
-        g = jax.vmap(grad_fn, in_axes=(None, None, 0))(params, x, keys)
-        mean = jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), g)
-        m2 = jax.tree_util.tree_map(lambda a, m: jnp.sum((a - m) ** 2, axis=0), g, mean)
-        return mean, m2
+    moments = _moments_fn(grad_fn)
 
     n, mean, m2 = 0, None, None
     for start in range(0, num_draws, chunk):
         c_keys = keys[start:start + chunk]
         c_n = c_keys.shape[0]
         c_mean, c_m2 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64),
-                                              moments(c_keys))
+                                              moments(params, x, c_keys))
         if mean is None:
             n, mean, m2 = c_n, c_mean, c_m2
             continue

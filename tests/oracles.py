@@ -57,88 +57,12 @@ class LinearGaussian:
 
 
 # ---------------------------------------------------------------------------------------
-# The same model as a Flax VAE with separate inference and generative parameters, for the
-# gradient-estimator tests: q(z|x) = N(A x + c, diag(exp(log_scale))^2), p(x|z) as above.
+# The same model as a Flax VAE (jaxvae.models.LinearGaussianVAE) and helpers for the
+# gradient-estimator tests.
 
-import flax.linen as nn  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxvae.models import diag_gaussian  # noqa: E402
-
-
-class _LinearEncoder(nn.Module):
-    data_dim: int
-    latent_dim: int
-
-    @nn.compact
-    def __call__(self, x):
-        A = self.param("A", nn.initializers.normal(0.3), (self.latent_dim, self.data_dim))
-        c = self.param("c", nn.initializers.normal(0.3), (self.latent_dim,))
-        log_scale = self.param("log_scale", nn.initializers.normal(0.3), (self.latent_dim,))
-        return diag_gaussian(A @ x + c, jnp.exp(log_scale))
-
-
-class _LinearDecoder(nn.Module):
-    data_dim: int
-    latent_dim: int
-    sigma: float
-
-    @nn.compact
-    def __call__(self, z):
-        W = self.param("W", nn.initializers.normal(1.0), (self.data_dim, self.latent_dim))
-        b = self.param("b", nn.initializers.normal(1.0), (self.data_dim,))
-        mean = W @ z + b
-        return diag_gaussian(mean, jnp.full_like(mean, self.sigma))
-
-
-class LinearGaussianVAE(nn.Module):
-    """Linear-Gaussian model as a VAE; ``exact_params`` makes q the exact posterior."""
-
-    data_dim: int = 5
-    latent_dim: int = 3
-    sigma: float = 0.7
-    inference_networks = ("encoder",)
-
-    def setup(self):
-        self.encoder = _LinearEncoder(self.data_dim, self.latent_dim)
-        self.decoder = _LinearDecoder(self.data_dim, self.latent_dim, self.sigma)
-
-    @property
-    def event_shape(self):
-        return (self.data_dim,)
-
-    def __call__(self, x):
-        q = self.encoder(x)
-        self.decoder(q.mean())
-        return q
-
-    def posterior(self, x):
-        return self.encoder(x)
-
-    def likelihood(self, z):
-        return self.decoder(z)
-
-    def prior(self):
-        return diag_gaussian(jnp.zeros(self.latent_dim), jnp.ones(self.latent_dim))
-
-    def init_params(self, key):
-        return self.init(key, jnp.zeros(self.event_shape))
-
-    def oracle(self, params) -> LinearGaussian:
-        dec = params["params"]["decoder"]
-        return LinearGaussian(dec["W"], dec["b"], self.sigma)
-
-    def exact_params(self, key):
-        """Parameters whose W has orthogonal columns (so p(z|x) is diagonal) and whose
-        encoder computes the exact posterior p(z|x) for every x."""
-        k1, k2, k3 = jax.random.split(key, 3)
-        Q, _ = jnp.linalg.qr(jax.random.normal(k1, (self.data_dim, self.latent_dim)))
-        W = Q * jnp.linspace(0.5, 2.0, self.latent_dim)
-        b = jax.random.normal(k2, (self.data_dim,))
-        S = 1.0 / (1.0 + jnp.sum(W ** 2, axis=0) / self.sigma ** 2)        # diag of p(z|x) cov
-        A = S[:, None] * W.T / self.sigma ** 2
-        enc = {"A": A, "c": -A @ b, "log_scale": 0.5 * jnp.log(S)}
-        return {"params": {"encoder": enc, "decoder": {"W": W, "b": b}}}
+from jaxvae.models import LinearGaussianVAE  # noqa: E402,F401
 
 
 def perturb(params, key, scale):

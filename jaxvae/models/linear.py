@@ -1,0 +1,114 @@
+"""Linear-Gaussian VAE: a model whose posterior and marginal likelihood are known exactly.
+
+p(z) = N(0, I_d), p(x|z) = N(W z + b, sigma^2 I_D), q(z|x) = N(A x + c, diag(exp(s))^2).
+
+Then p(x) = N(b, W W^T + sigma^2 I) and p(z|x) = N(m, S) with S = (I + W^T W / sigma^2)^-1,
+m = S W^T (x - b) / sigma^2. When W has orthogonal columns, S is diagonal and the encoder
+can represent p(z|x) exactly (:meth:`LinearGaussianVAE.exact_params`): every importance
+weight then equals p(x), and the STL and DReG inference gradients vanish. Used by the tests
+and by the estimator-variance benchmark as a ground truth.
+"""
+
+from __future__ import annotations
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxvae.models.mlp import diag_gaussian
+
+Array = jax.Array
+
+__all__ = ["LinearGaussianVAE"]
+
+
+class _LinearEncoder(nn.Module):
+    data_dim: int
+    latent_dim: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> distrax.Distribution:
+        A = self.param("A", nn.initializers.normal(0.3), (self.latent_dim, self.data_dim))
+        c = self.param("c", nn.initializers.normal(0.3), (self.latent_dim,))
+        log_scale = self.param("log_scale", nn.initializers.normal(0.3), (self.latent_dim,))
+        return diag_gaussian(A @ x + c, jnp.exp(log_scale))
+
+
+class _LinearDecoder(nn.Module):
+    data_dim: int
+    latent_dim: int
+    sigma: float
+
+    @nn.compact
+    def __call__(self, z: Array) -> distrax.Distribution:
+        W = self.param("W", nn.initializers.normal(1.0), (self.data_dim, self.latent_dim))
+        b = self.param("b", nn.initializers.normal(1.0), (self.data_dim,))
+        mean = W @ z + b
+        return diag_gaussian(mean, jnp.full_like(mean, self.sigma))
+
+
+class LinearGaussianVAE(nn.Module):
+    """Linear encoder and decoder, Gaussian everywhere, fixed observation noise ``sigma``.
+
+    Methods as :class:`jaxvae.VAE`: ``posterior(x: [data_dim])``, ``likelihood(z:
+    [latent_dim])``, ``prior()``; plus :meth:`exact_params`, :meth:`log_marginal` and
+    :meth:`sample_x` for ground truth.
+    """
+
+    data_dim: int = 5
+    latent_dim: int = 3
+    sigma: float = 0.7
+
+    #: sub-networks of q(z|x), for :func:`jaxvae.split_params`
+    inference_networks = ("encoder",)
+
+    def setup(self):
+        self.encoder = _LinearEncoder(self.data_dim, self.latent_dim)
+        self.decoder = _LinearDecoder(self.data_dim, self.latent_dim, self.sigma)
+
+    @property
+    def event_shape(self) -> tuple:
+        return (self.data_dim,)
+
+    def __call__(self, x: Array) -> distrax.Distribution:
+        q = self.encoder(x)
+        self.decoder(q.mean())
+        return q
+
+    def posterior(self, x: Array) -> distrax.Distribution:
+        return self.encoder(x)
+
+    def likelihood(self, z: Array) -> distrax.Distribution:
+        return self.decoder(z)
+
+    def prior(self) -> distrax.Distribution:
+        return diag_gaussian(jnp.zeros(self.latent_dim), jnp.ones(self.latent_dim))
+
+    def init_params(self, key: Array):
+        return self.init(key, jnp.zeros(self.event_shape))
+
+    def exact_params(self, key: Array, scales=(0.5, 2.0)):
+        """Parameters with orthogonal columns of W (norms spaced in ``scales``) and the
+        encoder that computes the exact posterior p(z|x) for every x."""
+        k1, k2 = jax.random.split(key)
+        Q, _ = jnp.linalg.qr(jax.random.normal(k1, (self.data_dim, self.latent_dim)))
+        W = Q * jnp.linspace(scales[0], scales[1], self.latent_dim)
+        b = jax.random.normal(k2, (self.data_dim,))
+        S = 1.0 / (1.0 + jnp.sum(W ** 2, axis=0) / self.sigma ** 2)     # diag of p(z|x) cov
+        A = S[:, None] * W.T / self.sigma ** 2
+        enc = {"A": A, "c": -A @ b, "log_scale": 0.5 * jnp.log(S)}
+        return {"params": {"encoder": enc, "decoder": {"W": W, "b": b}}}
+
+    def log_marginal(self, params, x: Array) -> Array:
+        """Exact log p(x) for one ``x: [data_dim]``."""
+        dec = params["params"]["decoder"]
+        cov = dec["W"] @ dec["W"].T + self.sigma ** 2 * jnp.eye(self.data_dim)
+        return distrax.MultivariateNormalFullCovariance(dec["b"], cov).log_prob(x)
+
+    def sample_x(self, params, key: Array) -> Array:
+        """One x ~ p(x)."""
+        dec = params["params"]["decoder"]
+        kz, kx = jax.random.split(key)
+        z = jax.random.normal(kz, (self.latent_dim,))
+        return dec["W"] @ z + dec["b"] + self.sigma * jax.random.normal(kx, (self.data_dim,))
