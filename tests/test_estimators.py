@@ -57,6 +57,14 @@ def test_exact_params_give_the_exact_posterior(exact):
         np.testing.assert_allclose(jnp.diag(q.variance()), p.covariance(), atol=1e-5)
         np.testing.assert_allclose(MODEL.log_marginal(params, xi), oracle.log_marginal(xi),
                                    rtol=1e-5)
+        assert abs(float(MODEL.kl_to_posterior(params, xi))) < 1e-5
+    # KL(q || p(z|x)) = log p(x) - ELBO, the ELBO in closed form for a Gaussian likelihood
+    off = perturb(params, jax.random.key(3), 0.2)
+    off["params"]["decoder"] = params["params"]["decoder"]
+    elbo = jaxvae.make_objective(MODEL, "elbo", 20000)(off, x, jax.random.key(4))
+    gap = jax.vmap(lambda xi: MODEL.log_marginal(off, xi) - MODEL.kl_to_posterior(off, xi))(x)
+    np.testing.assert_allclose(elbo, gap, rtol=0, atol=0.05)
+    assert float(jnp.min(jax.vmap(lambda xi: MODEL.kl_to_posterior(off, xi))(x))) > 1.0
 
 
 def test_split_and_merge_round_trip():

@@ -106,6 +106,23 @@ class LinearGaussianVAE(nn.Module):
         cov = dec["W"] @ dec["W"].T + self.sigma ** 2 * jnp.eye(self.data_dim)
         return distrax.MultivariateNormalFullCovariance(dec["b"], cov).log_prob(x)
 
+    def exact_posterior(self, params, x: Array):
+        """``(mean [d], cov [d, d])`` of p(z|x) for one ``x: [data_dim]``."""
+        dec = params["params"]["decoder"]
+        W = dec["W"]
+        cov = jnp.linalg.inv(jnp.eye(self.latent_dim) + W.T @ W / self.sigma ** 2)
+        return cov @ W.T @ (x - dec["b"]) / self.sigma ** 2, cov
+
+    def kl_to_posterior(self, params, x: Array) -> Array:
+        """KL(q(z|x) || p(z|x)) in nats for one ``x``, in closed form (0 iff q is exact)."""
+        q = self.apply(params, x, method="posterior")
+        mean_p, cov_p = self.exact_posterior(params, x)
+        var_q = q.variance()
+        prec_p = jnp.linalg.inv(cov_p)
+        diff = mean_p - q.mean()
+        return 0.5 * (jnp.sum(jnp.diag(prec_p) * var_q) + diff @ prec_p @ diff - self.latent_dim
+                      + jnp.linalg.slogdet(cov_p)[1] - jnp.sum(jnp.log(var_q)))
+
     def sample_x(self, params, key: Array) -> Array:
         """One x ~ p(x)."""
         dec = params["params"]["decoder"]
