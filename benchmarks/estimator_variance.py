@@ -70,11 +70,13 @@ def log(msg: str) -> None:
 def train_vae(args):
     """The IWAE-paper MLP trained with the ELBO (k=1) for args.train_steps steps."""
     train_x = data.load(args.data, "train").images
-    model = jaxvae.iwae_mlp(output_bias_init=jaxvae.mean_logit_init(train_x.mean(axis=0)))
+    model = jaxvae.iwae_mlp(latent_dim=args.latent_dim,
+                            output_bias_init=jaxvae.mean_logit_init(train_x.mean(axis=0)))
     tx = optax.adam(1e-3)
     key_init, key_train = jax.random.split(jax.random.PRNGKey(args.seed))
     state = train.create_train_state(model.init_params(key_init), tx, key_train)
-    step = train.make_train_step(jaxvae.make_loss(model, "elbo", 1), tx, binarize=True)
+    loss = jaxvae.make_loss(model, args.train_objective, args.train_k)
+    step = train.make_train_step(loss, tx, binarize=True)
     start = time.time()
     state = train.fit(state, step, train_x, batch_size=100, num_epochs=1,
                       num_steps=args.train_steps, seed=args.seed, progress=not args.no_progress)
@@ -273,6 +275,9 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=None, help="test images (default 4)")
     parser.add_argument("--elbo-k", type=int, default=2,
                         help="samples for experiment 2 (>= 2 for the leave-one-out baseline)")
+    parser.add_argument("--latent-dim", type=int, default=50)
+    parser.add_argument("--train-objective", default="elbo", choices=("elbo", "iwae"))
+    parser.add_argument("--train-k", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--json", default=None, help="also write the headline figures here")
