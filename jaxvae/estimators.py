@@ -47,6 +47,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 import flax
@@ -75,9 +76,9 @@ def _container(model, params):
     """(top-level dict holding the sub-networks, wrap: dict -> params for model.apply)."""
     if isinstance(params, ParamGroups):
         raise TypeError("params are already split into ParamGroups")
-    if not isinstance(params, dict):
+    if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict of sub-network parameters, got {type(params)}")
-    if set(params) == {"params"} and isinstance(params["params"], dict):   # Flax variables
+    if set(params) == {"params"} and isinstance(params["params"], Mapping):   # Flax variables
         return params["params"], lambda d: {"params": d}
     return params, lambda d: d
 

@@ -1,8 +1,10 @@
 """Flax modules, one file per model family."""
 
+from jaxvae.models import bayesian
+from jaxvae.models.bayesian import BayesianDense, BayesianMLP, VariationalDropoutDense
 from jaxvae.models.hierarchical import GaussianChain, HierarchicalVAE, iwae_two_layer
 from jaxvae.models.linear import LinearGaussianVAE
 from jaxvae.models.mlp import (diag_gaussian, GaussianEncoder, MLPDecoder, VAE, iwae_mlp, kingma_welling_mlp,
                                mean_logit_init)
 
-__all__ = ["diag_gaussian", "LinearGaussianVAE", "GaussianChain", "HierarchicalVAE", "iwae_two_layer", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp", "mean_logit_init"]
+__all__ = ["bayesian", "BayesianDense", "BayesianMLP", "VariationalDropoutDense", "diag_gaussian", "LinearGaussianVAE", "GaussianChain", "HierarchicalVAE", "iwae_two_layer", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp", "mean_logit_init"]
