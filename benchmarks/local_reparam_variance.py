@@ -65,7 +65,8 @@ def log(msg):
 
 def minibatch_grad_fn(model, num_data: int, batch_size: int):
     """grad_fn(params, (x, y), key): gradient of the minibatch estimate of the full-data
-    bound w.r.t. theta of the bottom and the top layer; the minibatch is drawn from key."""
+    bound w.r.t. theta and the log-alpha parameter of the bottom and the top layer; the
+    minibatch is drawn from key."""
     loss = bayesian.classification_loss(model, num_data)
     names = ("layer_0", f"layer_{len(model.hidden)}")
 
@@ -74,7 +75,9 @@ def minibatch_grad_fn(model, num_data: int, batch_size: int):
         k_idx, k_noise = jax.random.split(key)
         idx = jax.random.choice(k_idx, x.shape[0], (batch_size,), replace=False)
         g = jax.grad(lambda p: -num_data * loss(p, x[idx], y[idx], k_noise)[0])(params)
-        return {"bottom": g["params"][names[0]]["kernel"], "top": g["params"][names[1]]["kernel"]}
+        return {f"{where}_{param}": g["params"][name][param]
+                for where, name in zip(("bottom", "top"), names)
+                for param in ("kernel", "log_alpha_raw")}
 
     return grad_fn
 
@@ -98,8 +101,11 @@ def measure(params, x, y, args, label):
             jaxvae.gradient_stats(grad_fn, params, (x, y), jax.random.PRNGKey(r), 2 * chunk,
                                   chunk=chunk)
             times.append((time.perf_counter() - t) / (2 * chunk))
-        rows[estimator] = {"top": float(np.mean(stats.variance["top"])),
-                           "bottom": float(np.mean(stats.variance["bottom"])),
+        rows[estimator] = {"top": float(np.mean(stats.variance["top_kernel"])),
+                           "bottom": float(np.mean(stats.variance["bottom_kernel"])),
+                           "top_log_alpha": float(np.mean(stats.variance["top_log_alpha_raw"])),
+                           "bottom_log_alpha": float(np.mean(
+                               stats.variance["bottom_log_alpha_raw"])),
                            "seconds_per_gradient": float(np.median(times)),
                            "measure_seconds": round(seconds, 1)}
         log(f"  [{label}] {estimator:8s}: top {rows[estimator]['top']:.3g}, bottom "
@@ -124,6 +130,15 @@ def markdown(res) -> str:
         lines.append(f"| {label} | {a_['top']:.3g} | {b_['top']:.3g} | {a_['bottom']:.3g} | "
                      f"{b_['bottom']:.3g} | {p[0]:.2g} / {p[1]:.2g} | {p[2]:.2g} / {p[3]:.2g} | "
                      f"{b_['seconds_per_gradient']:.4f} |")
+    lines += ["", "The same for the gradient w.r.t. the (unconstrained) log-alpha parameters "
+              "(log alpha = log sigmoid(raw)):", "",
+              f"| estimator | top, after {s['epochs']:g} ep. | top, after {l['epochs']:g} ep. | "
+              f"bottom, after {s['epochs']:g} ep. | bottom, after {l['epochs']:g} ep. |",
+              "| --- | --- | --- | --- | --- |"]
+    for estimator, label in ESTIMATORS[:3]:
+        a_, b_ = s["variance"][estimator], l["variance"][estimator]
+        lines.append(f"| {label} | {a_['top_log_alpha']:.3g} | {b_['top_log_alpha']:.3g} | "
+                     f"{a_['bottom_log_alpha']:.3g} | {b_['bottom_log_alpha']:.3g} |")
     lines += ["", f"Test error of the posterior-mean network: {100 * s['test_error']:.2f} % after "
               f"{s['epochs']:g} epochs, {100 * l['test_error']:.2f} % after {l['epochs']:g}.", "",
               f"Bottom layer, after {l['epochs']:g} epochs: local / shared variance "
@@ -170,7 +185,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None,
                         help="default npz:../shared/data/mnist.npz (embedded with --quick)")
-    parser.add_argument("--epochs", default=None, help="short,long (default 1,5; quick 0.2,1)")
+    parser.add_argument("--epochs", default=None, help="short,long (default 1,10; quick 0.2,1)")
     parser.add_argument("--hidden", default=None, help="default 1024,1024 (quick 64,64)")
     parser.add_argument("--draws", type=int, default=None, help="default 50 (quick 10)")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -184,7 +199,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     q = args.quick
     args.data = args.data or ("embedded" if q else "npz:../shared/data/mnist.npz")
-    epochs = [float(e) for e in (args.epochs or ("0.2,1" if q else "1,5")).split(",")]
+    epochs = [float(e) for e in (args.epochs or ("0.2,1" if q else "1,10")).split(",")]
     args.hidden = tuple(int(h) for h in (args.hidden or ("64,64" if q else "1024,1024"))
                         .split(","))
     args.draws = args.draws or (10 if q else 50)

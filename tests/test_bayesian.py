@@ -70,12 +70,12 @@ def test_estimators_share_the_expected_gradient(layer):
     for estimator in ("local", "separate", "shared"):
         loss = bayesian.classification_loss(small_classifier(estimator, layer), 100)
         grad_fn = lambda p, data, key: jax.grad(lambda q: loss(q, data[0], data[1], key)[0])(p)
-        stats[estimator] = jaxvae.gradient_stats(grad_fn, params, (x, y), jax.random.key(4), 3000,
-                                                 chunk=500)
+        stats[estimator] = jaxvae.gradient_stats(grad_fn, params, (x, y), jax.random.key(4), 2000,
+                                                 chunk=1000)
     flat = jaxvae.variance._flat
     for a, b in [("separate", "local"), ("shared", "local")]:
         diff = flat(stats[a].mean) - flat(stats[b].mean)
-        se = np.sqrt((flat(stats[a].variance) + flat(stats[b].variance)) / 3000)
+        se = np.sqrt((flat(stats[a].variance) + flat(stats[b].variance)) / 2000)
         ok = se > 0
         assert np.max(np.abs(diff[ok] / se[ok])) < 4.5
 
@@ -97,7 +97,7 @@ def test_minibatch_covariance_vanishes_for_local_and_separate():
             logits = model.apply(p, xb, rngs={"noise": key})
             return jax.nn.log_softmax(logits)[:, 0]
         r = jaxvae.minibatch_covariance(per_example, params, data, jax.random.key(6),
-                                        batch_size=8, num_draws=3000)
+                                        batch_size=8, num_draws=2000)
         out[estimator] = (float(r.cov_pairs), float(r.var_per_example))
     for estimator in ("local", "separate"):
         cov, var = out[estimator]
