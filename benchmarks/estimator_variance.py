@@ -26,9 +26,7 @@ Writes OUT/table.md, OUT/results.json, OUT/snr_vs_k.png and OUT/stl_variance.png
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -40,6 +38,9 @@ import optax
 import jaxvae
 from jaxvae import data, train
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import log, machine, save_figure, write_results  # noqa: E402
+
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            "estimator_variance")
 EXPECTED = {"iwae_phi_snr_slope": (-0.5, "within +-0.15"),
@@ -47,25 +48,10 @@ EXPECTED = {"iwae_phi_snr_slope": (-0.5, "within +-0.15"),
             "dreg_phi_snr_slope": (-0.15, ">=")}
 
 
-def _machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on "
-            f"{jax.devices()[0].platform}")
-
-
 def _chunk(num_draws: int, work_per_draw: int, budget: int = 60_000) -> int:
     """Largest divisor of num_draws with chunk * work_per_draw <= budget (one compile)."""
     cap = max(1, min(64, budget // max(work_per_draw, 1)))
     return max(c for c in range(1, cap + 1) if num_draws % c == 0)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ 1. SNR against K
@@ -204,8 +190,7 @@ def plots(out, snr_rows, stl_rows, ks):
         ax.legend()
     fig.tight_layout()
     paths.append(os.path.join(out, "snr_vs_k.png"))
-    fig.savefig(paths[-1] + ".tmp.png", dpi=110)
-    os.replace(paths[-1] + ".tmp.png", paths[-1])
+    save_figure(fig, paths[-1])
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -218,15 +203,14 @@ def plots(out, snr_rows, stl_rows, ks):
     ax.legend()
     fig.tight_layout()
     paths.append(os.path.join(out, "stl_variance.png"))
-    fig.savefig(paths[-1] + ".tmp.png", dpi=110)
-    os.replace(paths[-1] + ".tmp.png", paths[-1])
+    save_figure(fig, paths[-1])
     plt.close(fig)
     return paths
 
 
 def markdown(res) -> str:
     a = res["args"]
-    lines = [f"## 1. SNR against K (IWAE and DReG)", "",
+    lines = ["## 1. SNR against K (IWAE and DReG)", "",
              f"Model: MLP VAE 784-200-200-{a['latent_dim']} (tanh, Bernoulli) trained with "
              f"{a['train_objective'].upper()} (k={a['train_k']}) and Adam 1e-3 for "
              f"{res['budget']['steps']} steps of batch 100 ({res['budget']['passes']} passes) on "
@@ -275,7 +259,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None,
                         help="default npz:../shared/data/mnist.npz (embedded with --quick)")
-    parser.add_argument("--train-steps", type=int, default=None, help="default 3000 (quick 150)")
+    parser.add_argument("--train-steps", type=int, default=None, help="default 3000 (quick 500)")
     parser.add_argument("--ks", default=None, help="default 1,3,10,30,100,300,1000")
     parser.add_argument("--draws", type=int, default=None, help="gradient draws per point "
                         "(default 200, quick 100)")
@@ -294,7 +278,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     quick = args.quick
     args.data = args.data or ("embedded" if quick else "npz:../shared/data/mnist.npz")
-    args.train_steps = args.train_steps or (150 if quick else 3000)
+    args.train_steps = args.train_steps or (500 if quick else 3000)
     args.ks = [int(v) for v in (args.ks or ("1,10,100" if quick else "1,3,10,30,100,300,1000"))
                .split(",")]
     args.draws = args.draws or (100 if quick else 200)
@@ -338,23 +322,13 @@ def main(argv=None):
         argv if argv is not None else sys.argv[1:])
     res = {"args": {k: v for k, v in vars(args).items()}, "budget": budget, "snr": snr_rows,
            "slopes": slopes, "estimators": est_rows, "stl": stl_rows,
-           "score_over_reparam_var": score_ratio, "machine": _machine(),
+           "score_over_reparam_var": score_ratio, "machine": machine(),
            "wall_seconds": time.time() - start, "command": command.strip()}
     res["plots"] = plots(args.out, snr_rows, stl_rows, args.ks)
     table = markdown(res)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    print(table)
     headline = {key: slopes[key] for key in EXPECTED}
     headline["score_over_reparam_var"] = score_ratio
-    for key, value in headline.items():
-        print(f"{key}: {value:.4g}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(headline, f, indent=1)
-        print(f"wrote {args.json}")
+    write_results(args.out, table, res, headline, args.json)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxvae
 from jaxvae import data, evaluate, schedules, train
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine as machine_name  # noqa: E402
 
 # Table 1 of Burda et al. (2015): test NLL (nats) and active units, MNIST.
 PAPER = {
@@ -36,17 +37,6 @@ PAPER = {
     (2, "iwae", 1): (85.33, "16+5"), (2, "iwae", 5): (83.89, "21+5"),
     (2, "iwae", 50): (82.90, "26+7"),
 }
-
-
-def _machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on "
-            f"{jax.devices()[0].platform}")
 
 
 def _model(layers: int, train_mean):
@@ -157,7 +147,7 @@ def main(argv=None):
     done = []
     if os.path.exists(store):
         done = [r for r in map(json.loads, open(store)) if r["setting"] == setting]
-    machine = _machine()
+    machine = machine_name()
     print(f"{machine}; train {train_x.shape[0]} images, test {test_x.shape[0]}", flush=True)
     layers = [int(v) for v in args.layers.split(",")]
     ks = [int(v) for v in args.ks.split(",")]

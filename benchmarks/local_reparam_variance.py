@@ -23,9 +23,7 @@ the time per gradient of each estimator.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -40,6 +38,9 @@ from jaxvae.models import bayesian
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 from variational_dropout import test_error, train_classifier  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import log, machine, save_figure, write_results  # noqa: E402
+
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            "local_reparam_variance")
 ESTIMATORS = [("local", "local reparameterization"), ("separate", "separate weight samples"),
@@ -47,20 +48,6 @@ ESTIMATORS = [("local", "local reparameterization"), ("separate", "separate weig
 # Kingma et al. (2015), Table 1: (top layer 10 epochs, top 100, bottom 10, bottom 100).
 PAPER = {"local": (7.8e3, 1.2e3, 1.9e2, 1.1e2), "separate": (1.4e4, 2.6e3, 4.3e2, 2.5e2),
          "shared": (4.9e4, 4.3e3, 8.5e2, 3.3e2), "mean": (2.8e3, 5.9e1, 1.3e2, 9.0e0)}
-
-
-def _machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}"
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def minibatch_grad_fn(model, num_data: int, batch_size: int):
@@ -174,8 +161,7 @@ def plot(out, res):
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     path = os.path.join(out, "variance.png")
-    fig.savefig(path + ".tmp.png", dpi=110)
-    os.replace(path + ".tmp.png", path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -235,22 +221,12 @@ def main(argv=None):
            "local_over_separate_var": last["local"]["bottom"] / last["separate"]["bottom"],
            "local_over_separate_time": (last["local"]["seconds_per_gradient"]
                                         / last["separate"]["seconds_per_gradient"]),
-           "num_train": len(train.images), "machine": _machine(),
+           "num_train": len(train.images), "machine": machine(),
            "wall_seconds": time.time() - start, "command": command.strip()}
     res["plot"] = plot(args.out, res)
     table = markdown(res)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    print(table)
     headline = {k: res[k] for k in ("local_over_shared_var", "local_over_separate_var")}
-    for k, v in headline.items():
-        print(f"{k}: {v:.4g}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(headline, f, indent=1)
-        print(f"wrote {args.json}")
+    write_results(args.out, table, res, headline, args.json)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def main(argv=None):
         parser.error(f"{args.data} has no labels")
     hidden = tuple(int(h) for h in args.hidden.split(","))
     steps = int(args.epochs * len(train.images) // args.batch_size)
-    print(f"| estimator | test error | s / step | steps |\n| --- | --- | --- | --- |")
+    print("| estimator | test error | s / step | steps |\n| --- | --- | --- | --- |")
     for estimator in args.estimators.split(","):
         model = bayesian.BayesianMLP(hidden=hidden, layer="dropout", estimator=estimator)
         params, seconds = train_classifier(model, train.images, train.labels, steps=steps,

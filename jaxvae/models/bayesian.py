@@ -30,7 +30,7 @@ rngs={"noise": key})``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax
