@@ -18,6 +18,14 @@ the time per gradient of each estimator.
 
     python benchmarks/local_reparam_variance.py --data npz:../shared/data/mnist.npz
     python benchmarks/local_reparam_variance.py --quick          # < 60 s, embedded data
+
+The paper's caption measures minibatches of 1000: separate samples and the local trick
+have variance ~ 1/M, a shared sample adds a covariance term that does not fall with M, so
+the gap between separate and shared shows at large M (docs/results.md):
+
+    python benchmarks/local_reparam_variance.py --data npz:../shared/data/mnist.npz \
+        --hidden 256,256 --epochs 1,3 --batch-size 1000 --draws 20 --timing-repeats 1 \
+        --out benchmarks/results/local_reparam_variance/m1000
 """
 
 from __future__ import annotations
