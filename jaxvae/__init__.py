@@ -35,11 +35,15 @@ from jaxvae.losses import check_batch
 from jaxvae.losses import make_loss
 from jaxvae.losses import make_objective
 from jaxvae.losses import model_terms
+from jaxvae.models import BayesianDense
+from jaxvae.models import BayesianMLP
 from jaxvae.models import GaussianChain
 from jaxvae.models import GaussianEncoder
 from jaxvae.models import HierarchicalVAE
 from jaxvae.models import LinearGaussianVAE
 from jaxvae.models import MLPDecoder
+from jaxvae.models import VariationalDropoutDense
+from jaxvae.models import bayesian
 from jaxvae.models import VAE
 from jaxvae.models import diag_gaussian
 from jaxvae.models import iwae_mlp
@@ -67,6 +71,8 @@ from jaxvae.variance import summarize
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianDense",
+    "BayesianMLP",
     "CheckpointError",
     "DataError",
     "Dataset",
@@ -79,9 +85,11 @@ __all__ = [
     "ParamGroups",
     "TrainState",
     "VAE",
+    "VariationalDropoutDense",
     "active_units",
     "attribute_vector",
     "batched",
+    "bayesian",
     "binarize_dynamic",
     "binarize_fixed",
     "check_batch",
