@@ -18,7 +18,6 @@ and data: only the key varies between draws, so the spread is the estimator's ow
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -57,7 +56,9 @@ def _check_draws(num_draws, name="num_draws", minimum=2) -> int:
     return num_draws
 
 
-_MOMENTS = weakref.WeakKeyDictionary()
+# One compiled function per gradient function, kept for the life of the process (as the
+# log-likelihood functions in jaxvae.evaluate).
+_MOMENTS: dict = {}
 
 
 def _moments_fn(grad_fn):
