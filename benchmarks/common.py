@@ -22,6 +22,13 @@ def machine() -> str:
             f"{jax.devices()[0].platform}")
 
 
+def draw_chunk(num_draws: int, cap: int) -> int:
+    """Largest divisor of ``num_draws`` that is <= ``cap`` (at least 1): vmapping draws in
+    equal chunks compiles ``jaxvae.gradient_stats``' function once."""
+    cap = max(1, min(cap, num_draws))
+    return max(c for c in range(1, cap + 1) if num_draws % c == 0)
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 

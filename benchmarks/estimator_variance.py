@@ -39,7 +39,7 @@ import jaxvae
 from jaxvae import data, train
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import log, machine, save_figure, write_results  # noqa: E402
+from common import draw_chunk, log, machine, save_figure, write_results  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            "estimator_variance")
@@ -49,9 +49,8 @@ EXPECTED = {"iwae_phi_snr_slope": (-0.5, "within +-0.15"),
 
 
 def _chunk(num_draws: int, work_per_draw: int, budget: int = 60_000) -> int:
-    """Largest divisor of num_draws with chunk * work_per_draw <= budget (one compile)."""
-    cap = max(1, min(64, budget // max(work_per_draw, 1)))
-    return max(c for c in range(1, cap + 1) if num_draws % c == 0)
+    """Draws per vmapped chunk, with chunk * work_per_draw <= budget (memory)."""
+    return draw_chunk(num_draws, min(64, budget // max(work_per_draw, 1)))
 
 
 # ------------------------------------------------------------------ 1. SNR against K

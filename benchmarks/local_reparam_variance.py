@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from variational_dropout import test_error, train_classifier  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import log, machine, save_figure, write_results  # noqa: E402
+from common import draw_chunk, log, machine, save_figure, write_results  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            "local_reparam_variance")
@@ -82,9 +82,7 @@ def measure(params, x, y, args, label):
     for estimator, _ in ESTIMATORS:
         model = bayesian.BayesianMLP(hidden=args.hidden, layer="dropout", estimator=estimator)
         grad_fn = minibatch_grad_fn(model, len(x), args.batch_size)
-        chunk = 1 if estimator == "separate" else min(args.draws, 10)
-        while args.draws % chunk:
-            chunk -= 1
+        chunk = draw_chunk(args.draws, 1 if estimator == "separate" else 10)
         start = time.perf_counter()
         stats = jaxvae.gradient_stats(grad_fn, params, (x, y), jax.random.PRNGKey(args.seed + 1),
                                       args.draws, chunk=chunk)

@@ -72,7 +72,7 @@ class ParamGroups(NamedTuple):
     generative: Any
 
 
-def _container(model, params):
+def _container(params):
     """(top-level dict holding the sub-networks, wrap: dict -> params for model.apply)."""
     if isinstance(params, ParamGroups):
         raise TypeError("params are already split into ParamGroups")
@@ -108,7 +108,7 @@ def split_params(model, params, inference=None) -> ParamGroups:
     if isinstance(inference, str):
         inference = (inference,)
     inference = tuple(inference)
-    nets, wrap = _container(model, params)
+    nets, wrap = _container(params)
     unknown = [n for n in inference if n not in nets]
     if unknown or not inference:
         raise ValueError(f"inference networks {list(unknown or inference)} not found in the "
@@ -146,16 +146,12 @@ def _apply(model, params, group: str, *args, method: str):
 class _Terms(NamedTuple):
     q: Any                                    # q(z|x), live phi
     q_stopped: Callable[[], Any]              # q(z|x) with stopped phi (built on demand)
-    log_prior: Callable[[Array], Array]       # z: [k, *latent] -> [k]
-    log_lik: Callable[[Array], Array]         # z: [k, *latent] -> [k]
-    prior: Any
+    log_lik: Callable[[Array], Array]         # z: [k, *latent] -> log p(x|z): [k]
+    prior: Any                                # p(z)
 
 
 def _terms(model, groups: ParamGroups, x: Array) -> _Terms:
-    event_shape = tuple(model.event_shape)
-    if tuple(x.shape) != event_shape:
-        raise ValueError(f"x has shape {tuple(x.shape)} but the model describes data of "
-                         f"shape {event_shape} (per example)")
+    losses._check_example(model, x)
     phi, theta = groups
     q = _apply(model, phi, "inference", x, method="posterior")
     prior = _apply(model, theta, "generative", method="prior")
@@ -168,7 +164,7 @@ def _terms(model, groups: ParamGroups, x: Array) -> _Terms:
         one = lambda zi: _apply(model, theta, "generative", zi, method="likelihood").log_prob(x)
         return jax.vmap(one)(z)
 
-    return _Terms(q, q_stopped, prior.log_prob, log_lik, prior)
+    return _Terms(q, q_stopped, log_lik, prior)
 
 
 def _tree_stop(z):
@@ -185,13 +181,13 @@ def _reparam(key, t: _Terms, k: int, analytic_kl: bool = False) -> Array:
     log_px = t.log_lik(z)
     if analytic_kl:
         return jnp.mean(log_px) - objectives.kl_divergence(t.q, t.prior)
-    return jnp.mean(log_px + t.log_prior(z) - log_q)
+    return jnp.mean(log_px + t.prior.log_prob(z) - log_q)
 
 
 def _score_function(key, t: _Terms, k: int, baseline=None) -> Array:
     z = _tree_stop(t.q.sample(seed=key, sample_shape=(k,)))
     log_q = t.q.log_prob(z)
-    f = t.log_lik(z) + t.log_prior(z) - log_q          # log w_i; theta-gradient is pathwise
+    f = t.log_lik(z) + t.prior.log_prob(z) - log_q          # log w_i; theta-gradient is pathwise
     if baseline is None:
         b = 0.0
     elif isinstance(baseline, str):   # "leave_one_out", checked in make_estimator
@@ -205,12 +201,12 @@ def _score_function(key, t: _Terms, k: int, baseline=None) -> Array:
 def _stl(key, t: _Terms, k: int) -> Array:
     z = t.q.sample(seed=key, sample_shape=(k,))
     log_q = t.q_stopped().log_prob(z)
-    return jnp.mean(t.log_lik(z) + t.log_prior(z) - log_q)
+    return jnp.mean(t.log_lik(z) + t.prior.log_prob(z) - log_q)
 
 
 def _iwae(key, t: _Terms, k: int) -> Array:
     z, log_q = t.q.sample_and_log_prob(seed=key, sample_shape=(k,))
-    return objectives.log_mean_exp(t.log_lik(z) + t.log_prior(z) - log_q)
+    return objectives.log_mean_exp(t.log_lik(z) + t.prior.log_prob(z) - log_q)
 
 
 def _scale_path(z, scale: Array):
@@ -226,7 +222,7 @@ def _dreg(key, t: _Terms, k: int) -> Array:
     q_stop = t.q_stopped()
 
     def log_w(z):
-        return t.log_lik(z) + t.log_prior(z) - q_stop.log_prob(z)
+        return t.log_lik(z) + t.prior.log_prob(z) - q_stop.log_prob(z)
 
     values = jax.lax.stop_gradient(log_w(_tree_stop(z)))
     w = jax.nn.softmax(values)
@@ -239,7 +235,7 @@ def _dreg(key, t: _Terms, k: int) -> Array:
 def _rws(key, t: _Terms, k: int) -> Array:
     z = _tree_stop(t.q.sample(seed=key, sample_shape=(k,)))
     log_q = t.q.log_prob(z)
-    log_joint = t.log_lik(z) + t.log_prior(z)
+    log_joint = t.log_lik(z) + t.prior.log_prob(z)
     log_w = log_joint - log_q
     w = jax.lax.stop_gradient(jax.nn.softmax(log_w))
     surrogate = jnp.sum(w * (log_joint + log_q))       # wake-theta + wake-phi

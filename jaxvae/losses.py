@@ -34,11 +34,7 @@ def model_terms(model, params, x: Array):
     ``"prior"``, and an ``event_shape`` (a :class:`jaxvae.VAE`, a
     :class:`jaxvae.HierarchicalVAE`, or your own Flax module).
     """
-    event_shape = tuple(model.event_shape)
-    if tuple(x.shape) != event_shape:
-        raise ValueError(
-            f"x has shape {tuple(x.shape)} but the model's decoder describes data of shape "
-            f"{event_shape} (per example)")
+    _check_example(model, x)
     q = model.apply(params, x, method="posterior")
     prior = model.apply(params, method="prior")
 
@@ -46,6 +42,15 @@ def model_terms(model, params, x: Array):
         return model.apply(params, z, method="likelihood").log_prob(x)
 
     return q, prior, log_likelihood
+
+
+def _check_example(model, x: Array) -> None:
+    """Raises ValueError unless ``x`` is one example of the shape the model describes."""
+    event_shape = tuple(model.event_shape)
+    if tuple(x.shape) != event_shape:
+        raise ValueError(
+            f"x has shape {tuple(x.shape)} but the model's decoder describes data of shape "
+            f"{event_shape} (per example)")
 
 
 def check_batch(x, event_shape=None, name: str = "x") -> None:

@@ -93,6 +93,16 @@ def _check_width(module: nn.Module, x: Array, name: str) -> None:
                              f"width {width}, got width {x.shape[-1]}")
 
 
+def _sample_with_bias(module: nn.Module, x: Array, mean: Array, var: Array) -> Array:
+    """Pre-activations by ``module.estimator`` (noise from the "noise" stream) plus the
+    module's point-estimate bias when ``module.use_bias``."""
+    key = None if module.estimator == "mean" else module.make_rng("noise")
+    out = sample_preactivations(x, mean, var, module.estimator, key)
+    if module.use_bias:
+        out = out + module.param("bias", nn.initializers.zeros, (module.features,))
+    return out
+
+
 class BayesianDense(nn.Module):
     """Dense layer with q(w_ij) = N(mu_ij, sigma_ij^2), sigma = exp(log_sigma).
 
@@ -114,11 +124,7 @@ class BayesianDense(nn.Module):
         mean = self.param("kernel_mean", self.kernel_init, shape)
         log_sigma = self.param("kernel_log_sigma", nn.initializers.constant(self.init_log_sigma),
                                shape)
-        key = None if self.estimator == "mean" else self.make_rng("noise")
-        out = sample_preactivations(x, mean, jnp.exp(2.0 * log_sigma), self.estimator, key)
-        if self.use_bias:
-            out = out + self.param("bias", nn.initializers.zeros, (self.features,))
-        return out
+        return _sample_with_bias(self, x, mean, jnp.exp(2.0 * log_sigma))
 
 
 class VariationalDropoutDense(nn.Module):
@@ -146,12 +152,7 @@ class VariationalDropoutDense(nn.Module):
         theta = self.param("kernel", self.kernel_init, shape)
         raw = self.param("log_alpha_raw",
                          nn.initializers.constant(_inverse_log_alpha(self.init_log_alpha)), shape)
-        var = jnp.exp(log_alpha(raw)) * theta * theta
-        key = None if self.estimator == "mean" else self.make_rng("noise")
-        out = sample_preactivations(x, theta, var, self.estimator, key)
-        if self.use_bias:
-            out = out + self.param("bias", nn.initializers.zeros, (self.features,))
-        return out
+        return _sample_with_bias(self, x, theta, jnp.exp(log_alpha(raw)) * theta * theta)
 
 
 def log_alpha(raw: Array) -> Array:
