@@ -3,6 +3,7 @@
 from jaxvae import data
 from jaxvae import estimators
 from jaxvae import evaluate
+from jaxvae import flows
 from jaxvae import latent
 from jaxvae import likelihoods
 from jaxvae import plots
@@ -23,6 +24,12 @@ from jaxvae.estimators import split_params
 from jaxvae.evaluate import active_units
 from jaxvae.evaluate import kl_per_dimension
 from jaxvae.evaluate import log_likelihood
+from jaxvae.flows import FlowEncoder
+from jaxvae.flows import IAF
+from jaxvae.flows import Planar
+from jaxvae.flows import Radial
+from jaxvae.flows import flow_vae
+from jaxvae.flows import nice_coupling
 from jaxvae.latent import attribute_vector
 from jaxvae.latent import interpolate
 from jaxvae.latent import lerp
@@ -77,12 +84,16 @@ __all__ = [
     "DataError",
     "Dataset",
     "ESTIMATORS",
+    "FlowEncoder",
     "GaussianChain",
     "GaussianEncoder",
     "HierarchicalVAE",
+    "IAF",
     "LinearGaussianVAE",
     "MLPDecoder",
     "ParamGroups",
+    "Planar",
+    "Radial",
     "TrainState",
     "VAE",
     "VariationalDropoutDense",
@@ -101,6 +112,8 @@ __all__ = [
     "estimators",
     "evaluate",
     "fit",
+    "flow_vae",
+    "flows",
     "gaussian_kl",
     "gradient_stats",
     "interpolate",
@@ -128,6 +141,7 @@ __all__ = [
     "merge_params",
     "minibatch_covariance",
     "model_terms",
+    "nice_coupling",
     "plots",
     "reconstruct",
     "sample_prior",

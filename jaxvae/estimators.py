@@ -50,6 +50,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
+import distrax
 import flax
 import jax
 import jax.numpy as jnp
@@ -176,6 +177,55 @@ def _value_with_grad(value: Array, surrogate: Array) -> Array:
     return jax.lax.stop_gradient(value) + surrogate - jax.lax.stop_gradient(surrogate)
 
 
+class _Draw(NamedTuple):
+    """k samples of q(z|x) and three views of log q at them (all equal in value)."""
+
+    z: Array                            # [k, *latent], reparameterized
+    log_q: Array                        # [k], full gradient (through z and phi)
+    path_log_q: Callable[[Array], Array]  # z' -> [k]; gradient through z' only (phi stopped)
+    fixed_log_q: Callable[[], Array]    # () -> [k]; gradient in phi with z held fixed
+
+
+def _draw(t: _Terms, key, k: int) -> _Draw:
+    """Samples z_1..z_k ~ q(z|x) for the estimators.
+
+    A flow posterior (``distrax.Transformed``) may have no inverse (planar, radial), so
+    log q cannot be evaluated at a new z. Its views come from the base sample z_0 instead:
+    with s = grad_z log q(z) at stopped phi, computed as J^{-T} grad_{z_0} log q(f(z_0)) with
+    J = df/dz_0 (one Jacobian of the flow and one D x D solve per sample),
+    path_log_q(z') = log q(z) + s . (z' - z) and fixed_log_q = log q(z(phi)) - s . z(phi),
+    i.e. the total derivative minus the path derivative.
+    """
+    q = t.q
+    if not isinstance(q, distrax.Transformed):
+        z, log_q = q.sample_and_log_prob(seed=key, sample_shape=(k,))
+        return _Draw(z, log_q, lambda z_: t.q_stopped().log_prob(z_),
+                     lambda: q.log_prob(_tree_stop(z)))
+    z0, log_q0 = q.distribution.sample_and_log_prob(seed=key, sample_shape=(k,))
+    z, log_det = jax.vmap(q.bijector.forward_and_log_det)(z0)
+    log_q = log_q0 - log_det
+    q_stop = t.q_stopped()
+
+    def log_q_of_base(a):                       # log q(f(a)) at stopped phi, for one a: [D]
+        _, ld = q_stop.bijector.forward_and_log_det(a)
+        return q_stop.distribution.log_prob(a) - ld
+
+    def score(a):
+        jac = jax.jacfwd(q_stop.bijector.forward)(a)
+        return jnp.linalg.solve(jac.T, jax.grad(log_q_of_base)(a))
+
+    s = jax.lax.stop_gradient(jax.vmap(score)(jax.lax.stop_gradient(z0)))
+    value = jax.lax.stop_gradient(log_q)
+
+    def path_log_q(z_):
+        return value + jnp.sum(s * (z_ - jax.lax.stop_gradient(z_)), axis=-1)
+
+    def fixed_log_q():
+        return log_q - jnp.sum(s * (z - jax.lax.stop_gradient(z)), axis=-1)
+
+    return _Draw(z, log_q, path_log_q, fixed_log_q)
+
+
 def _reparam(key, t: _Terms, k: int, analytic_kl: bool = False) -> Array:
     z, log_q = t.q.sample_and_log_prob(seed=key, sample_shape=(k,))
     log_px = t.log_lik(z)
@@ -185,8 +235,9 @@ def _reparam(key, t: _Terms, k: int, analytic_kl: bool = False) -> Array:
 
 
 def _score_function(key, t: _Terms, k: int, baseline=None) -> Array:
-    z = _tree_stop(t.q.sample(seed=key, sample_shape=(k,)))
-    log_q = t.q.log_prob(z)
+    d = _draw(t, key, k)
+    z = _tree_stop(d.z)
+    log_q = d.fixed_log_q()
     f = t.log_lik(z) + t.prior.log_prob(z) - log_q          # log w_i; theta-gradient is pathwise
     if baseline is None:
         b = 0.0
@@ -199,9 +250,8 @@ def _score_function(key, t: _Terms, k: int, baseline=None) -> Array:
 
 
 def _stl(key, t: _Terms, k: int) -> Array:
-    z = t.q.sample(seed=key, sample_shape=(k,))
-    log_q = t.q_stopped().log_prob(z)
-    return jnp.mean(t.log_lik(z) + t.prior.log_prob(z) - log_q)
+    d = _draw(t, key, k)
+    return jnp.mean(t.log_lik(d.z) + t.prior.log_prob(d.z) - d.path_log_q(d.z))
 
 
 def _iwae(key, t: _Terms, k: int) -> Array:
@@ -218,23 +268,23 @@ def _scale_path(z, scale: Array):
 
 
 def _dreg(key, t: _Terms, k: int) -> Array:
-    z = t.q.sample(seed=key, sample_shape=(k,))
-    q_stop = t.q_stopped()
+    d = _draw(t, key, k)
 
     def log_w(z):
-        return t.log_lik(z) + t.prior.log_prob(z) - q_stop.log_prob(z)
+        return t.log_lik(z) + t.prior.log_prob(z) - d.path_log_q(z)
 
-    values = jax.lax.stop_gradient(log_w(_tree_stop(z)))
+    values = jax.lax.stop_gradient(log_w(_tree_stop(d.z)))
     w = jax.nn.softmax(values)
     # sum_i w_i log w_i(theta, z'_i), where z'_i passes w_i times the gradient on to z_i:
     # theta gets sum_i w_i grad log w_i (IWAE), phi gets sum_i w_i^2 d log w_i/dz_i dz_i/dphi.
-    surrogate = jnp.sum(w * log_w(_scale_path(z, w)))
+    surrogate = jnp.sum(w * log_w(_scale_path(d.z, w)))
     return _value_with_grad(objectives.log_mean_exp(values), surrogate)
 
 
 def _rws(key, t: _Terms, k: int) -> Array:
-    z = _tree_stop(t.q.sample(seed=key, sample_shape=(k,)))
-    log_q = t.q.log_prob(z)
+    d = _draw(t, key, k)
+    z = _tree_stop(d.z)
+    log_q = d.fixed_log_q()
     log_joint = t.log_lik(z) + t.prior.log_prob(z)
     log_w = log_joint - log_q
     w = jax.lax.stop_gradient(jax.nn.softmax(log_w))
