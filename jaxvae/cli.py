@@ -23,7 +23,8 @@ examples:
   python -m jaxvae sample runs/vae --num 100       # a grid of prior samples
 """
 
-MODELS = ("iwae", "iwae-2layer", "kingma-welling")
+MODELS = ("iwae", "iwae-2layer", "kingma-welling", "nf")
+FLOWS = ("planar", "radial", "nice", "iaf")
 PROTOCOLS = ("adam", "iwae-paper")
 
 
@@ -45,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-split", default="test", help="split for the final bounds")
     t.add_argument("--model", choices=MODELS, default="iwae",
                    help="iwae: 784-200-200-50 tanh (Burda et al.); iwae-2layer: two stochastic "
-                        "layers (100 and 50 units); kingma-welling: 500 hidden units")
+                        "layers (100 and 50 units); kingma-welling: 500 hidden units; nf: "
+                        "784-400-40 with --num-flows steps of --flow in q(z|x) (Rezende & "
+                        "Mohamed)")
+    t.add_argument("--flow", choices=FLOWS, default="planar", help="flow type (--model nf)")
+    t.add_argument("--num-flows", type=int, default=10, help="flow steps (--model nf)")
     t.add_argument("--latent-dim", type=int, default=None, help="default: the preset's")
     t.add_argument("--objective", choices=("elbo", "iwae"), default="iwae")
     t.add_argument("-k", "--num-samples", type=int, default=5,
@@ -103,6 +108,8 @@ def build_model(config: dict, data_mean=None):
         return jaxvae.iwae_two_layer(**kwargs)
     if config["model"] == "kingma-welling":
         return jaxvae.kingma_welling_mlp(**kwargs)
+    if config["model"] == "nf":
+        return jaxvae.flow_vae(flow=config["flow"], num_flows=config["num_flows"], **kwargs)
     raise UsageError(f"unknown model {config['model']!r}; expected one of {MODELS}")
 
 
@@ -126,6 +133,11 @@ def _check_train_args(args) -> None:
         raise UsageError(f"--eval-k must be >= 1, got {args.eval_k}")
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.num_flows < 0:
+        raise UsageError(f"--num-flows must be >= 0, got {args.num_flows}")
+    if args.model == "nf" and args.num_flows and args.analytic_kl:
+        raise UsageError("--analytic-kl needs a Gaussian q(z|x); a flow posterior has no "
+                         "closed-form KL")
     if args.objective == "iwae" and (args.beta != 1.0 or args.analytic_kl):
         raise UsageError("--beta and --analytic-kl apply to --objective elbo only")
     if args.resume and args.overwrite:

@@ -33,7 +33,9 @@ name                objective   gradient
 ==================  ==========  ===================================================
 
 ``reparam``, ``score_function`` and ``stl`` are unbiased for the gradient of ELBO_k;
-``iwae`` and ``dreg`` for the gradient of IWAE_k. ``rws``'s wake-phi step is not a
+``iwae`` and ``dreg`` for the gradient of IWAE_k. Flow posteriors (``distrax.Transformed``,
+e.g. from :class:`jaxvae.FlowEncoder`) work with every estimator, including planar and
+radial flows that have no inverse (see :func:`_draw`). ``rws``'s wake-phi step is not a
 gradient of the bound (it descends KL(p(z|x) || q(z|x)) estimated by self-normalized
 importance sampling); its value is still IWAE_k.
 

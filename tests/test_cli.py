@@ -81,6 +81,8 @@ def test_existing_run_is_not_overwritten_then_resumes(npz, trained, capsys, tmp_
     (["train", "--batch-size", "100000", "--epochs", "1"], "batch_size 100000"),
     (["train", "--objective", "iwae", "--beta", "0.5"], "--beta"),
     (["eval", "/no/such/run"], "not a jaxvae run directory"),
+    (["train", "--model", "nf", "--objective", "elbo", "--analytic-kl"], "closed-form KL"),
+    (["train", "--model", "nf", "--num-flows", "-1"], "--num-flows must be >= 0"),
 ])
 def test_bad_input_ends_in_one_readable_error(argv, message, capsys, tmp_path):
     code, _, err = run(capsys, *argv, "--out", str(tmp_path / "r")) if argv[0] == "train" \
@@ -121,4 +123,19 @@ def test_two_layer_model_with_the_paper_protocol(npz, capsys, tmp_path):
     # 10 steps per pass; stages of max(1, round(3^i * 0.001 * 10)) steps
     assert json.load(open(os.path.join(out, "results.json")))["steps"] == 36
     code, _, err = run(capsys, "sample", out, "--num", "4")   # restores the schedule's state
+    assert code == 0, err
+
+
+def test_flow_posterior_model(npz, capsys, tmp_path):
+    import jaxvae
+    from jaxvae import cli
+    assert cli.FLOWS == jaxvae.flows.FLOWS
+    out = str(tmp_path / "nf")
+    code, text, err = run(capsys, "train", "--data", npz, "--model", "nf", "--flow", "radial",
+                          "--num-flows", "2", "--epochs", "1", "--batch-size", "50",
+                          "--eval-k", "3", "--out", out, "--no-progress")
+    assert code == 0, err
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert (config["flow"], config["num_flows"]) == ("radial", 2)
+    code, text, err = run(capsys, "eval", out, "--k", "4", "--limit", "5", "--no-progress")
     assert code == 0, err
