@@ -352,9 +352,9 @@ class FlowEncoder(nn.Module):
         d, k = self.latent_dim, self.num_flows
 
         def bias_init(key, shape, dtype=jnp.float32):
+            # alpha_raw = beta_raw = 0 gives beta = softplus(0) - softplus(0) = 0: the identity.
             z0 = jax.random.normal(key, (k, d), dtype)
-            return jnp.concatenate([z0, jnp.zeros((k, 1), dtype),
-                                    jnp.full((k, 1), -4.0, dtype)], axis=1).reshape(shape)
+            return jnp.concatenate([z0, jnp.zeros((k, 2), dtype)], axis=1).reshape(shape)
 
         raw = self._amortized(h, d + 2, "radial", bias_init)
         return [Radial(r[:d], r[d], r[d + 1]) for r in raw]
