@@ -174,6 +174,20 @@ def test_bad_parameters_raise():
         flows.FlowEncoder((8,), 2, num_flows=-1).init(jax.random.PRNGKey(0), jnp.zeros(3))
 
 
+def test_stacked_equals_the_unrolled_chain():
+    with jax.enable_x64(True):
+        steps = [_planar(k) for k in jax.random.split(jax.random.PRNGKey(12), 5)]
+        stacked = flows.Stacked(flows.Planar, tuple(jnp.stack([getattr(f, a) for f in steps])
+                                                    for a in ("u", "w", "b")))
+        chain = flows.flow(diag_gaussian(jnp.zeros(D), jnp.ones(D)), steps).bijector
+        z = jax.random.normal(jax.random.PRNGKey(13), (3, D), jnp.float64)
+        for got, want in zip(stacked.forward_and_log_det(z), chain.forward_and_log_det(z)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        _check_log_det(stacked, z[0])
+        with pytest.raises(NotImplementedError, match="no closed-form inverse"):
+            stacked.inverse(z)
+
+
 # ------------------------------------------------------------------ 2-D densities
 
 def _grid(lim, n):
