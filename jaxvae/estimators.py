@@ -1,43 +1,20 @@
 """Gradient estimators as surrogate objectives.
 
-An estimator here is a *surrogate*: a function whose value is the objective (an ELBO or
-an IWAE bound on log p(x), in nats per example) and whose ``jax.grad`` is the gradient
-estimator. Swapping estimators never changes the logged numbers, only the gradients.
+An estimator is a small frozen object whose :meth:`Estimator.surrogate` returns, for one
+example, a scalar whose *value* is the objective (an ELBO or an IWAE bound on log p(x), in
+nats) and whose ``jax.grad`` is the gradient estimator: swapping estimators never changes
+the logged numbers, only the gradients. Estimators take the parameters split into the
+inference network (phi, of q(z|x)) and the generative network (theta, of p(z) and
+p(x|z)) as :class:`jaxvae.ParamGroups`; each group is applied alone (see
+:func:`jaxvae.bind`), so a parameter in the wrong group is an error, not a wrong gradient.
+:func:`jaxvae.make_loss` (``estimator=...``) splits ordinary parameters itself.
 
-The estimators treat the inference network (the parameters phi of q(z|x)) and the
-generative network (the parameters theta of p(z) and p(x|z)) differently, so they take
-the parameters as a :class:`ParamGroups` pair, built once with :func:`split_params`.
-Each group is evaluated *alone*: q(z|x) is computed from ``groups.inference`` only, p(z)
-and p(x|z) from ``groups.generative`` only, so a parameter in the wrong group is an error
-(raised while tracing), never a silently wrong gradient.
-
-Estimators (``k = num_samples``; w_i = p(x, z_i) / q(z_i|x), w~_i = w_i / sum_j w_j):
-
-==================  ==========  ===================================================
-name                objective   gradient
-==================  ==========  ===================================================
-``reparam``         ELBO_k      pathwise (reparameterized) gradient; MC KL, or the
-                                closed-form KL with ``analytic_kl=True``
-``score_function``  ELBO_k      REINFORCE for phi: (f_i - b_i) grad log q(z_i|x) with
-                                f = log w, z not differentiated; ``baseline`` b:
-                                None, a number, or ``"leave_one_out"`` (k >= 2)
-``stl``             ELBO_k      "sticking the landing" (Roeder et al., 2017): pathwise,
-                                log q evaluated with stopped phi (no score term)
-``iwae``            IWAE_k      pathwise gradient of the IWAE bound
-``dreg``            IWAE_k      doubly reparameterized (Tucker et al., 2018) for phi:
-                                sum_i w~_i^2 d log w_i / d z_i  d z_i / d phi
-                                (log q with stopped phi); the IWAE gradient for theta
-``rws``             IWAE_k      reweighted wake-sleep (Bornschein & Bengio, 2015):
-                                wake-phi sum_i w~_i grad log q(z_i|x) and wake-theta
-                                sum_i w~_i grad log p(x, z_i), z not differentiated
-==================  ==========  ===================================================
-
-``reparam``, ``score_function`` and ``stl`` are unbiased for the gradient of ELBO_k;
-``iwae`` and ``dreg`` for the gradient of IWAE_k. Flow posteriors (``distrax.Transformed``,
-e.g. from :class:`jaxvae.FlowEncoder`) work with every estimator, including planar and
-radial flows that have no inverse (see :func:`_draw`). ``rws``'s wake-phi step is not a
-gradient of the bound (it descends KL(p(z|x) || q(z|x)) estimated by self-normalized
-importance sampling); its value is still IWAE_k.
+Notation: k = num_samples, w_i = p(x, z_i) / q(z_i|x), w~_i = w_i / sum_j w_j.
+``Reparam``, ``ScoreFunction`` and ``STL`` are unbiased for the gradient of ELBO_k;
+``IWAE`` and ``DReG`` for the gradient of IWAE_k; ``RWS`` and ``WakeSleep`` follow other
+objectives for phi (their values are still IWAE_k and ELBO_k). Flow posteriors
+(``distrax.Transformed``) work with all but the sleep phase of ``WakeSleep``, including
+planar and radial flows that have no inverse (see :func:`log_q_views`).
 
 Example::
 
@@ -49,151 +26,77 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+import dataclasses
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import distrax
-import flax
 import jax
 import jax.numpy as jnp
 
-from jaxvae import losses
-from jaxvae import objectives
+from jaxvae import _checks, objectives, terms
+from jaxvae.terms import ParamGroups
+from jaxvae.types import Array, PRNGKey
 
-Array = jax.Array
+__all__ = ["Estimator", "Reparam", "ScoreFunction", "STL", "IWAE", "DReG", "RWS", "WakeSleep",
+           "EstimatorTerms", "LogQViews", "estimator_terms", "log_q_views", "dream",
+           "get_estimator", "make_estimator", "ESTIMATORS"]
 
-__all__ = ["ParamGroups", "split_params", "merge_params", "make_estimator",
-           "make_estimator_loss", "ESTIMATORS"]
-
-
-class ParamGroups(NamedTuple):
-    """Parameters split by network: ``inference`` (phi, for q(z|x)) and ``generative``
-    (theta, for p(z) and p(x|z)). Each field is a parameter tree that the model's
-    ``apply`` accepts on its own. Gradients of a surrogate have the same structure."""
-
-    inference: Any
-    generative: Any
+_stop = jax.lax.stop_gradient
 
 
-def _container(params):
-    """(top-level dict holding the sub-networks, wrap: dict -> params for model.apply)."""
-    if isinstance(params, ParamGroups):
-        raise TypeError("params are already split into ParamGroups")
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a dict of sub-network parameters, got {type(params)}")
-    if set(params) == {"params"} and isinstance(params["params"], Mapping):   # Flax variables
-        return params["params"], lambda d: {"params": d}
-    return params, lambda d: d
-
-
-def split_params(model, params, inference=None) -> ParamGroups:
-    """Splits ``params`` into the inference network and the generative network.
-
-    Args:
-      model: the model the parameters belong to (e.g. :func:`jaxvae.iwae_mlp`).
-      params: its parameters, e.g. ``model.init_params(key)``: Flax variables
-        ``{"params": {name: ...}}`` or a plain ``{name: ...}`` dict of sub-networks.
-      inference: names of the sub-networks that make up q(z|x); default
-        ``model.inference_networks`` (``("encoder",)`` for :class:`jaxvae.VAE`,
-        ``("q_z1", "q_z2")`` for :class:`jaxvae.HierarchicalVAE`). Every other
-        sub-network is generative.
-
-    Returns:
-      ``ParamGroups(inference, generative)``, each in the same container format as
-      ``params``. Raises ValueError for names that ``params`` does not have.
-    """
-    if inference is None:
-        inference = getattr(model, "inference_networks", None)
-        if inference is None:
-            raise ValueError(
-                f"{type(model).__name__} does not declare inference_networks; pass "
-                "inference=(names of the sub-networks of q(z|x)) to split_params")
-    if isinstance(inference, str):
-        inference = (inference,)
-    inference = tuple(inference)
-    nets, wrap = _container(params)
-    unknown = [n for n in inference if n not in nets]
-    if unknown or not inference:
-        raise ValueError(f"inference networks {list(unknown or inference)} not found in the "
-                         f"parameters; sub-networks present: {sorted(nets)}")
-    phi = {n: v for n, v in nets.items() if n in inference}
-    theta = {n: v for n, v in nets.items() if n not in inference}
-    return ParamGroups(wrap(phi), wrap(theta))
-
-
-def merge_params(groups: ParamGroups):
-    """Inverse of :func:`split_params`: one parameter tree for ``model.apply``."""
-    _check_groups(groups)
-    a, b = groups
-    if set(a) == {"params"} and set(b) == {"params"}:
-        return {"params": {**a["params"], **b["params"]}}
-    return {**a, **b}
-
-
-def _check_groups(groups) -> None:
-    if not isinstance(groups, ParamGroups):
-        raise TypeError(
-            "estimators take ParamGroups(inference, generative), made with "
-            f"jaxvae.split_params(model, params); got {type(groups).__name__}")
-
-
-def _apply(model, params, group: str, *args, method: str):
-    try:
-        return model.apply(params, *args, method=method)
-    except (flax.errors.FlaxError, KeyError) as e:
-        raise ValueError(
-            f"model.{method} needs parameters that are not in the {group} group; check the "
-            f"inference networks given to split_params ({type(e).__name__}: {e})") from e
-
-
-class _Terms(NamedTuple):
-    q: Any                                    # q(z|x), live phi
-    q_stopped: Callable[[], Any]              # q(z|x) with stopped phi (built on demand)
-    log_lik: Callable[[Array], Array]         # z: [k, *latent] -> log p(x|z): [k]
-    prior: Any                                # p(z)
-
-
-def _terms(model, groups: ParamGroups, x: Array) -> _Terms:
-    losses._check_example(model, x)
-    phi, theta = groups
-    q = _apply(model, phi, "inference", x, method="posterior")
-    prior = _apply(model, theta, "generative", method="prior")
-    objectives._check_event_shapes(q, prior)
-
-    def q_stopped():
-        return _apply(model, jax.lax.stop_gradient(phi), "inference", x, method="posterior")
-
-    def log_lik(z):
-        one = lambda zi: _apply(model, theta, "generative", zi, method="likelihood").log_prob(x)
-        return jax.vmap(one)(z)
-
-    return _Terms(q, q_stopped, log_lik, prior)
-
-
-def _tree_stop(z):
-    return jax.tree_util.tree_map(jax.lax.stop_gradient, z)
+def _tree_stop(tree):
+    return jax.tree_util.tree_map(_stop, tree)
 
 
 def _value_with_grad(value: Array, surrogate: Array) -> Array:
     """A scalar equal to ``value`` whose gradient is the gradient of ``surrogate``."""
-    return jax.lax.stop_gradient(value) + surrogate - jax.lax.stop_gradient(surrogate)
+    return _stop(value) + surrogate - _stop(surrogate)
 
 
-class _Draw(NamedTuple):
+class EstimatorTerms(NamedTuple):
+    """One example's model terms with the parameters split (built by :func:`estimator_terms`).
+
+    ``q`` (live phi), ``q_stopped()`` (q(z|x) with stopped phi), ``prior`` and
+    ``log_likelihood`` (theta), and ``model``: the bound model for other x (dreams).
+    """
+
+    q: distrax.Distribution
+    q_stopped: Callable[[], distrax.Distribution]
+    prior: distrax.Distribution
+    log_likelihood: Callable[[Array], Array]
+    model: terms.Bound
+
+
+def estimator_terms(model, groups: ParamGroups, x: Array, *, condition=None,
+                    rngs=None) -> EstimatorTerms:
+    """:class:`EstimatorTerms` for one example ``x: [*event_shape]``."""
+    q, prior, log_likelihood = terms.model_terms(model, groups, x, condition=condition,
+                                                 rngs=rngs)
+    _checks.same_event_shape(q, prior)
+    stopped = ParamGroups(_tree_stop(groups.inference), groups.generative)
+
+    def q_stopped():
+        return terms.bind(model, stopped, condition=condition, rngs=rngs).posterior(x)
+
+    bound = terms.bind(model, groups, condition=condition, rngs=rngs)
+    return EstimatorTerms(q, q_stopped, prior, log_likelihood, bound)
+
+
+class LogQViews(NamedTuple):
     """k samples of q(z|x) and three views of log q at them (all equal in value)."""
 
-    z: Array                            # [k, *latent], reparameterized
-    log_q: Array                        # [k], full gradient (through z and phi)
+    z: Array                              # [k, *latent], reparameterized
+    log_q: Array                          # [k], full gradient (through z and phi)
     path_log_q: Callable[[Array], Array]  # z' -> [k]; gradient through z' only (phi stopped)
-    fixed_log_q: Callable[[], Array]    # () -> [k]; gradient in phi with z held fixed
+    fixed_log_q: Callable[[], Array]      # () -> [k]; gradient in phi with z held fixed
 
 
-def _draw(t: _Terms, key, k: int) -> _Draw:
-    """Samples z_1..z_k ~ q(z|x) for the estimators.
+def log_q_views(t: EstimatorTerms, key: PRNGKey, k: int) -> LogQViews:
+    """Samples z_1..z_k ~ q(z|x) with the views of log q the estimators need.
 
-    A flow posterior (``distrax.Transformed``) may have no inverse (planar, radial), so
-    log q cannot be evaluated at a new z. Its views come from the base sample z_0 instead:
-    with s = grad_z log q(z) at stopped phi, computed as J^{-T} grad_{z_0} log q(f(z_0)) with
+    A flow posterior (``distrax.Transformed``) may have no inverse (planar, radial), so log q
+    cannot be evaluated at a new z. Its views come from the base sample z_0 instead: with
+    s = grad_z log q(z) at stopped phi, computed as J^{-T} grad_{z_0} log q(f(z_0)) with
     J = df/dz_0 (one Jacobian of the flow and one D x D solve per sample),
     path_log_q(z') = log q(z) + s . (z' - z) and fixed_log_q = log q(z(phi)) - s . z(phi),
     i.e. the total derivative minus the path derivative.
@@ -201,8 +104,8 @@ def _draw(t: _Terms, key, k: int) -> _Draw:
     q = t.q
     if not isinstance(q, distrax.Transformed):
         z, log_q = q.sample_and_log_prob(seed=key, sample_shape=(k,))
-        return _Draw(z, log_q, lambda z_: t.q_stopped().log_prob(z_),
-                     lambda: q.log_prob(_tree_stop(z)))
+        return LogQViews(z, log_q, lambda z_: t.q_stopped().log_prob(z_),
+                         lambda: q.log_prob(_tree_stop(z)))
     z0, log_q0 = q.distribution.sample_and_log_prob(seed=key, sample_shape=(k,))
     z, log_det = jax.vmap(q.bijector.forward_and_log_det)(z0)
     log_q = log_q0 - log_det
@@ -216,141 +119,252 @@ def _draw(t: _Terms, key, k: int) -> _Draw:
         jac = jax.jacfwd(q_stop.bijector.forward)(a)
         return jnp.linalg.solve(jac.T, jax.grad(log_q_of_base)(a))
 
-    s = jax.lax.stop_gradient(jax.vmap(score)(jax.lax.stop_gradient(z0)))
-    value = jax.lax.stop_gradient(log_q)
-
-    def path_log_q(z_):
-        return value + jnp.sum(s * (z_ - jax.lax.stop_gradient(z_)), axis=-1)
-
-    def fixed_log_q():
-        return log_q - jnp.sum(s * (z - jax.lax.stop_gradient(z)), axis=-1)
-
-    return _Draw(z, log_q, path_log_q, fixed_log_q)
+    s = _stop(jax.vmap(score)(_stop(z0)))
+    value = _stop(log_q)
+    return LogQViews(
+        z, log_q,
+        path_log_q=lambda z_: value + jnp.sum(s * (z_ - _stop(z_)), axis=-1),
+        fixed_log_q=lambda: log_q - jnp.sum(s * (z - _stop(z)), axis=-1))
 
 
-def _reparam(key, t: _Terms, k: int, analytic_kl: bool = False) -> Array:
-    z, log_q = t.q.sample_and_log_prob(seed=key, sample_shape=(k,))
-    log_px = t.log_lik(z)
-    if analytic_kl:
-        return jnp.mean(log_px) - objectives.kl_divergence(t.q, t.prior)
-    return jnp.mean(log_px + t.prior.log_prob(z) - log_q)
-
-
-def _score_function(key, t: _Terms, k: int, baseline=None) -> Array:
-    d = _draw(t, key, k)
-    z = _tree_stop(d.z)
-    log_q = d.fixed_log_q()
-    f = t.log_lik(z) + t.prior.log_prob(z) - log_q          # log w_i; theta-gradient is pathwise
-    if baseline is None:
-        b = 0.0
-    elif isinstance(baseline, str):   # "leave_one_out", checked in make_estimator
-        b = (jnp.sum(f) - f) / (k - 1)
-    else:
-        b = baseline
-    score = log_q - jax.lax.stop_gradient(log_q)       # value 0, gradient grad log q
-    return jnp.mean(f + jax.lax.stop_gradient(f - b) * score)
-
-
-def _stl(key, t: _Terms, k: int) -> Array:
-    d = _draw(t, key, k)
-    return jnp.mean(t.log_lik(d.z) + t.prior.log_prob(d.z) - d.path_log_q(d.z))
-
-
-def _iwae(key, t: _Terms, k: int) -> Array:
-    z, log_q = t.q.sample_and_log_prob(seed=key, sample_shape=(k,))
-    return objectives.log_mean_exp(t.log_lik(z) + t.prior.log_prob(z) - log_q)
+def _log_joint(t: EstimatorTerms, z: Array) -> Array:
+    """log p(x, z_i) = log p(x|z_i) + log p(z_i), ``[k]``."""
+    log_px_z, log_pz = objectives.log_joint(t.prior, t.log_likelihood, z)
+    return log_px_z + log_pz
 
 
 def _scale_path(z, scale: Array):
     """Equal to z; the gradient flowing back into z is multiplied by ``scale[i]`` per sample."""
     def one(a):
         s = jnp.reshape(scale, scale.shape + (1,) * (a.ndim - 1))
-        return jax.lax.stop_gradient(a) + s * (a - jax.lax.stop_gradient(a))
+        return _stop(a) + s * (a - _stop(a))
     return jax.tree_util.tree_map(one, z)
 
 
-def _dreg(key, t: _Terms, k: int) -> Array:
-    d = _draw(t, key, k)
-
-    def log_w(z):
-        return t.log_lik(z) + t.prior.log_prob(z) - d.path_log_q(z)
-
-    values = jax.lax.stop_gradient(log_w(_tree_stop(d.z)))
-    w = jax.nn.softmax(values)
-    # sum_i w_i log w_i(theta, z'_i), where z'_i passes w_i times the gradient on to z_i:
-    # theta gets sum_i w_i grad log w_i (IWAE), phi gets sum_i w_i^2 d log w_i/dz_i dz_i/dphi.
-    surrogate = jnp.sum(w * log_w(_scale_path(d.z, w)))
-    return _value_with_grad(objectives.log_mean_exp(values), surrogate)
+def dream(key: PRNGKey, model: terms.Bound, num: int) -> tuple[Array, Array]:
+    """``num`` dreams (z_j, x_j) ~ p(z) p(x|z): ``z: [num, *latent]``, ``x: [num, *event]``
+    (float32), both with stopped gradients. Key use: ``key_z, key_x = split(key)``; x_j is
+    drawn with ``split(key_x, num)[j]``."""
+    key_z, key_x = jax.random.split(key)
+    z = model.prior().sample(seed=key_z, sample_shape=(num,))
+    x = jax.vmap(lambda zj, kj: model.likelihood(zj).sample(seed=kj))(
+        z, jax.random.split(key_x, num))
+    return _stop(z), _stop(x.astype(jnp.float32))
 
 
-def _rws(key, t: _Terms, k: int) -> Array:
-    d = _draw(t, key, k)
-    z = _tree_stop(d.z)
-    log_q = d.fixed_log_q()
-    log_joint = t.log_lik(z) + t.prior.log_prob(z)
-    log_w = log_joint - log_q
-    w = jax.lax.stop_gradient(jax.nn.softmax(log_w))
-    surrogate = jnp.sum(w * (log_joint + log_q))       # wake-theta + wake-phi
-    return _value_with_grad(objectives.log_mean_exp(log_w), surrogate)
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+    """Base class: ``surrogate(key, t, k)`` for one example; ``objective`` names the value."""
+
+    name: ClassVar[str]
+    objective: ClassVar[str]   # "elbo" or "iwae": what the surrogate's value is
+
+    def check(self, num_samples: int) -> None:
+        """Raises ValueError for settings that cannot work with ``num_samples``."""
+
+    def surrogate(self, key: PRNGKey, t: EstimatorTerms, num_samples: int) -> Array:
+        raise NotImplementedError
 
 
-_ESTIMATORS = {"reparam": _reparam, "score_function": _score_function, "stl": _stl,
-               "iwae": _iwae, "dreg": _dreg, "rws": _rws}
-_OPTIONS = {"reparam": {"analytic_kl"}, "score_function": {"baseline"}}
-ESTIMATORS = tuple(_ESTIMATORS)
+@dataclasses.dataclass(frozen=True)
+class Reparam(Estimator):
+    """Pathwise (reparameterized) gradient of ELBO_k; MC KL, or the closed form with
+    ``analytic_kl=True``. References: Kingma & Welling (2014); Rezende et al. (2014)."""
+
+    analytic_kl: bool = False
+    name: ClassVar[str] = "reparam"
+    objective: ClassVar[str] = "elbo"
+
+    def surrogate(self, key, t, num_samples):
+        return objectives.elbo(key, t.q, t.prior, t.log_likelihood, num_samples,
+                               analytic_kl=self.analytic_kl)
 
 
-def make_estimator(model, estimator: str, num_samples: int = 1, **options):
+@dataclasses.dataclass(frozen=True)
+class ScoreFunction(Estimator):
+    """REINFORCE for phi: (1/k) sum_i (f_i - b_i) grad log q(z_i|x), f = log w, z not
+    differentiated; theta gets the pathwise gradient of ELBO_k. ``baseline`` b: None, a
+    number or array broadcastable to [k], or ``"leave_one_out"`` (k >= 2).
+    References: Williams (1992); Paisley, Blei & Jordan (2012); Mnih & Gregor (2014)."""
+
+    baseline: Any = None
+    name: ClassVar[str] = "score_function"
+    objective: ClassVar[str] = "elbo"
+
+    def check(self, num_samples):
+        if isinstance(self.baseline, str):
+            if self.baseline != "leave_one_out":
+                raise ValueError("baseline must be None, a number or 'leave_one_out', "
+                                 f"got {self.baseline!r}")
+            if num_samples < 2:
+                raise ValueError("the leave-one-out baseline needs num_samples >= 2")
+
+    def surrogate(self, key, t, num_samples):
+        d = log_q_views(t, key, num_samples)
+        z = _tree_stop(d.z)
+        log_q = d.fixed_log_q()
+        f = _log_joint(t, z) - log_q               # log w_i; theta-gradient is pathwise
+        if self.baseline is None:
+            b = 0.0
+        elif isinstance(self.baseline, str):       # "leave_one_out"
+            b = (jnp.sum(f) - f) / (num_samples - 1)
+        else:
+            b = self.baseline
+        score = log_q - _stop(log_q)               # value 0, gradient grad log q
+        return jnp.mean(f + _stop(f - b) * score)
+
+
+@dataclasses.dataclass(frozen=True)
+class STL(Estimator):
+    """"Sticking the landing": the pathwise gradient of ELBO_k with log q evaluated at
+    stopped phi (the score term dropped). References: Roeder, Wu & Duvenaud (2017)."""
+
+    name: ClassVar[str] = "stl"
+    objective: ClassVar[str] = "elbo"
+
+    def surrogate(self, key, t, num_samples):
+        d = log_q_views(t, key, num_samples)
+        return jnp.mean(_log_joint(t, d.z) - d.path_log_q(d.z))
+
+
+@dataclasses.dataclass(frozen=True)
+class IWAE(Estimator):
+    """Pathwise gradient of IWAE_k = log (1/k) sum_i w_i.
+    References: Burda, Grosse & Salakhutdinov (2016)."""
+
+    name: ClassVar[str] = "iwae"
+    objective: ClassVar[str] = "iwae"
+
+    def surrogate(self, key, t, num_samples):
+        return objectives.iwae_bound(key, t.q, t.prior, t.log_likelihood, num_samples)
+
+
+@dataclasses.dataclass(frozen=True)
+class DReG(Estimator):
+    """Doubly reparameterized gradient of IWAE_k for phi:
+    sum_i w~_i^2 d log w_i / d z_i  d z_i / d phi (log q with stopped phi); the IWAE
+    gradient sum_i w~_i grad log w_i for theta.
+    References: Tucker, Lawson, Gu & Maddison (2019), eq. (7)."""
+
+    name: ClassVar[str] = "dreg"
+    objective: ClassVar[str] = "iwae"
+
+    def surrogate(self, key, t, num_samples):
+        d = log_q_views(t, key, num_samples)
+
+        def log_w(z):
+            return _log_joint(t, z) - d.path_log_q(z)
+
+        values = _stop(log_w(_tree_stop(d.z)))
+        w = jax.nn.softmax(values)
+        # sum_i w_i log w_i(theta, z'_i), where z'_i passes w_i times the gradient on to z_i:
+        # theta gets sum_i w_i grad log w_i, phi gets sum_i w_i^2 d log w_i/dz_i dz_i/dphi.
+        surrogate = jnp.sum(w * log_w(_scale_path(d.z, w)))
+        return _value_with_grad(objectives.log_mean_exp(values), surrogate)
+
+
+@dataclasses.dataclass(frozen=True)
+class RWS(Estimator):
+    """Reweighted wake-sleep: wake-phi sum_i w~_i grad log q(z_i|x) and wake-theta
+    sum_i w~_i grad log p(x, z_i), z not differentiated. The phi step descends
+    KL(p(z|x) || q(z|x)) by self-normalized importance sampling; the value is IWAE_k.
+    References: Bornschein & Bengio (2015), Sec. 3."""
+
+    name: ClassVar[str] = "rws"
+    objective: ClassVar[str] = "iwae"
+
+    def surrogate(self, key, t, num_samples):
+        d = log_q_views(t, key, num_samples)
+        z = _tree_stop(d.z)
+        log_q = d.fixed_log_q()
+        log_joint = _log_joint(t, z)
+        log_w = log_joint - log_q
+        w = _stop(jax.nn.softmax(log_w))
+        surrogate = jnp.sum(w * (log_joint + log_q))       # wake-theta + wake-phi
+        return _value_with_grad(objectives.log_mean_exp(log_w), surrogate)
+
+
+@dataclasses.dataclass(frozen=True)
+class WakeSleep(Estimator):
+    """The wake-sleep algorithm of the Helmholtz machine.
+
+    Wake (theta): (1/k) sum_i grad_theta log p(x, z_i), z_i ~ q(z|x) not differentiated.
+    Sleep (phi): (1/k) sum_j grad_phi log q(z_j|x_j) on dreams (z_j, x_j) ~ p(z) p(x|z)
+    (see :func:`dream`; the wake samples use ``key`` as :func:`jaxvae.elbo` does, the dreams
+    ``fold_in(key, 1)``). The sleep phase
+    descends KL(p(z|x) || q(z|x)) averaged over the model's own data, not a bound; the
+    value is ELBO_k on the wake samples. It needs log q at the dreamed z, so a planar or
+    radial flow posterior (no inverse) is refused.
+    References: Hinton, Dayan, Frey & Neal (1995), The wake-sleep algorithm for
+    unsupervised neural networks; Dayan, Hinton, Neal & Zemel (1995), The Helmholtz machine.
+    """
+
+    name: ClassVar[str] = "wake_sleep"
+    objective: ClassVar[str] = "elbo"
+
+    def surrogate(self, key, t, num_samples):
+        z, log_q = t.q.sample_and_log_prob(seed=key, sample_shape=(num_samples,))
+        log_px_z, log_pz = objectives.log_joint(t.prior, t.log_likelihood, _tree_stop(z))
+        z_dream, x_dream = dream(jax.random.fold_in(key, 1), t.model, num_samples)
+        log_q_dream = jax.vmap(lambda zj, xj: t.model.posterior(xj).log_prob(zj))(
+            z_dream, x_dream)
+        wake_sleep = jnp.mean(log_px_z + log_pz) + jnp.mean(log_q_dream)
+        elbo = jnp.mean(log_px_z) - jnp.mean(log_q - log_pz)      # as jaxvae.elbo computes it
+        return _value_with_grad(elbo, wake_sleep)
+
+
+_REGISTRY = {cls.name: cls for cls in (Reparam, ScoreFunction, STL, IWAE, DReG, RWS, WakeSleep)}
+#: names of the gradient estimators (for the CLI and configs)
+ESTIMATORS = tuple(_REGISTRY)
+
+
+def get_estimator(estimator: str | Estimator, **options) -> Estimator:
+    """An :class:`Estimator` from its name and options (or the object itself)."""
+    if isinstance(estimator, Estimator):
+        if options:
+            raise ValueError(f"options {sorted(options)} given with an Estimator object")
+        return estimator
+    if estimator not in _REGISTRY:
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
+    cls = _REGISTRY[estimator]
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    extra = set(options) - allowed
+    if extra:
+        raise ValueError(f"estimator {estimator!r} takes no option(s) {sorted(extra)}; "
+                         f"allowed: {sorted(allowed)}")
+    return cls(**options)
+
+
+def make_estimator(model, estimator: str | Estimator, num_samples: int = 1, **options):
     """Per-example surrogate objective over a batch.
 
     Args:
-      model: a model with ``posterior``, ``prior``, ``likelihood`` methods and
-        ``event_shape`` (see :func:`jaxvae.model_terms`).
-      estimator: one of :data:`ESTIMATORS` (see the module docstring).
+      model: implements :class:`jaxvae.types.Model`.
+      estimator: one of :data:`ESTIMATORS` or an :class:`Estimator`.
       num_samples: k >= 1 samples per example.
-      **options: ``analytic_kl`` (``reparam``); ``baseline`` (``score_function``:
-        None, a number or array broadcastable to [k], or ``"leave_one_out"``).
+      **options: the estimator's fields (``analytic_kl`` for ``reparam``, ``baseline`` for
+        ``score_function``).
 
     Returns:
-      ``surrogate(groups: ParamGroups, x: [batch, *event], key) -> [batch]``: the
-      objective's value per example (ELBO_k or IWAE_k, nats); ``jax.grad`` of its batch
-      mean is the estimator, with the structure of ``groups``.
+      ``surrogate(groups: ParamGroups, batch, key) -> [B]``: the objective's value per
+      example (ELBO_k or IWAE_k, nats); ``jax.grad`` of its batch mean is the estimator,
+      with the structure of ``groups``. ``batch`` is ``x: [B, *event]``, ``(x, condition)``
+      or ``{"x": ..., "condition": ...}``.
     """
-    if estimator not in _ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
-    k = objectives._check_num_samples(num_samples)
-    extra = set(options) - _OPTIONS.get(estimator, set())
-    if extra:
-        raise ValueError(f"estimator {estimator!r} takes no option(s) {sorted(extra)}; "
-                         f"allowed: {sorted(_OPTIONS.get(estimator, set()))}")
-    baseline = options.get("baseline")
-    if isinstance(baseline, str):
-        if baseline != "leave_one_out":
-            raise ValueError(f"baseline must be None, a number or 'leave_one_out', got {baseline!r}")
-        if k < 2:
-            raise ValueError("the leave-one-out baseline needs num_samples >= 2")
-    fn = _ESTIMATORS[estimator]
-    event_shape = tuple(model.event_shape)
+    est = get_estimator(estimator, **options)
+    k = _checks.num_samples(num_samples)
+    est.check(k)
 
-    def per_example(groups, x, key):
-        return fn(key, _terms(model, groups, x), k, **options)
+    def per_example(groups, x, key, *condition):
+        t = estimator_terms(model, groups, x, condition=condition[0] if condition else None)
+        return est.surrogate(key, t, k)
 
-    def surrogate(groups: ParamGroups, x: Array, key: Array) -> Array:
-        _check_groups(groups)
-        losses.check_batch(x, event_shape)
-        return losses._map_batch(per_example, groups, x, key)
+    def surrogate(groups: ParamGroups, batch, key: PRNGKey) -> Array:
+        terms.check_groups(groups)
+        x, condition = terms.batch_parts(batch)
+        terms.check_batch(x, model.event_shape)
+        extra = () if condition is None else (condition,)
+        return terms.map_batch(per_example, groups, x, key, *extra)
 
+    surrogate.estimator = est
     return surrogate
-
-
-def make_estimator_loss(model, estimator: str, num_samples: int = 1, **options):
-    """``loss(groups, x, key) -> (loss, {"bound": mean objective})`` for training with an
-    estimator: loss = -mean_batch(surrogate). Use ``ParamGroups`` as the train state's
-    params (``jaxvae.create_train_state(split_params(model, params), tx, key)``)."""
-    surrogate = make_estimator(model, estimator, num_samples, **options)
-
-    def loss(groups, x, key):
-        bound = jnp.mean(surrogate(groups, x, key))
-        return -bound, {"bound": bound}
-
-    return loss

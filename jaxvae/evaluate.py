@@ -21,19 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvae import latent, losses, objectives
+from jaxvae import _checks, latent, objectives, terms
+from jaxvae._cache import CompileCache
 
 Array = jax.Array
 
 __all__ = ["log_likelihood", "make_log_likelihood_fn", "active_units", "kl_per_dimension"]
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a Python int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _chunk_sizes(num_samples: int, sample_chunk: int) -> tuple[int, int, int]:
@@ -57,7 +50,7 @@ def _progress(iterable, total: int, enabled: bool, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="batch")
 
 
-_LL_FNS: dict = {}
+_LL_FNS = CompileCache()
 
 
 def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int = 100):
@@ -82,17 +75,18 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
     Peak memory: O(B * sample_chunk * (latent_dim + data_dim + decoder width)) floats
     for the samples and decoder activations of one chunk, independent of k.
     """
-    num_samples = objectives._check_num_samples(num_samples)
-    sample_chunk = _check_positive_int(sample_chunk, "sample_chunk")
+    num_samples = _checks.num_samples(num_samples)
+    sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
     chunk, num_full, remainder = _chunk_sizes(num_samples, sample_chunk)
-    cache_key = (model, num_samples, chunk)
-    try:
-        return _LL_FNS[cache_key]
-    except (KeyError, TypeError):  # TypeError: an unhashable model is never cached
-        pass
+    return _LL_FNS.get((model, num_samples, chunk),
+                       lambda: _build_log_likelihood_fn(model, num_samples, chunk))
+
+
+def _build_log_likelihood_fn(model, num_samples: int, chunk: int):
+    num_full, remainder = num_samples // chunk, num_samples % chunk
 
     def per_example(params, x, key):
-        q, prior, log_lik = losses.model_terms(model, params, x)
+        q, prior, log_lik = terms.model_terms(model, params, x)
 
         def body(carry, _):
             j, lse = carry
@@ -108,12 +102,7 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
             lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w))
         return lse - math.log(num_samples)
 
-    fn = jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0)))
-    try:
-        _LL_FNS[cache_key] = fn
-    except TypeError:
-        pass
-    return fn
+    return jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0)))
 
 
 def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
@@ -150,10 +139,10 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
     Returns:
       ``[N]`` numpy array of log-likelihood estimates in nats.
     """
-    num_samples = objectives._check_num_samples(num_samples)
-    sample_chunk = _check_positive_int(sample_chunk, "sample_chunk")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    losses.check_batch(x, model.event_shape)
+    num_samples = _checks.num_samples(num_samples)
+    sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
+    batch_size = _checks.integer(batch_size, "batch_size")
+    _checks.batch(x, model.event_shape)
     x = np.asarray(x)
     n = x.shape[0]
     batch_size = min(batch_size, n)
@@ -170,67 +159,69 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
     return out
 
 
-_STAT_FNS: dict = {}
+_STAT_FNS = CompileCache()
 
 
 def _posterior_stat_fn(model, stat):
-    """Jitted ``fn(params, x: [B, *event]) -> [B, ...]`` applying ``stat(q, prior)``,
-    built once per (model, stat) when the model is hashable."""
-    try:
-        return _STAT_FNS[(model, stat)]
-    except (KeyError, TypeError):
-        pass
+    """Jitted ``fn(params, x: [B, *event], keys: [B]) -> [B, ...]`` applying
+    ``stat(q, prior, key)``, built once per (model, stat) when the model is hashable."""
 
-    def per_example(params, x):
-        q, prior, _ = losses.model_terms(model, params, x)
-        return stat(q, prior)
+    def build():
+        def per_example(params, x, key):
+            q, prior, _ = terms.model_terms(model, params, x)
+            return stat(q, prior, key)
+        return jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0)))
 
-    fn = jax.jit(jax.vmap(per_example, in_axes=(None, 0)))
-    try:
-        _STAT_FNS[(model, stat)] = fn
-    except TypeError:
-        pass
-    return fn
+    return _STAT_FNS.get((model, stat), build)
 
 
-def _map_batches(fn, params, x, batch_size: int) -> np.ndarray:
-    batch_size = _check_positive_int(batch_size, "batch_size")
+def _map_batches(fn, params, x, batch_size: int, key) -> np.ndarray:
+    batch_size = _checks.integer(batch_size, "batch_size")
     n = x.shape[0]
     batch_size = min(batch_size, n)
-    parts = [np.asarray(fn(params, jnp.asarray(x[idx])))[:real]
+    keys = jax.random.split(jax.random.key(0) if key is None else key, n)
+    parts = [np.asarray(fn(params, jnp.asarray(x[idx]), keys[idx]))[:real]
              for idx, real in _batches(n, batch_size)]
     return np.concatenate(parts, axis=0)
 
 
-def _posterior_mean(q, prior):
+def _posterior_mean(q, prior, key):
     """E_q[z] (see :func:`jaxvae.latent.posterior_mean`; a Monte Carlo mean adds about
     Var_q[z_u] / 1000 to A_u)."""
     del prior
+    return latent.posterior_mean(q, key)
+
+
+def _closed_form_mean(q, prior, key):
+    del prior, key
     return latent.posterior_mean(q)
 
 
-def active_units(model, params, x, threshold: float = 0.01,
-                 batch_size: int = 500) -> tuple[int, np.ndarray]:
+def active_units(model, params, x, threshold: float = 0.01, batch_size: int = 500,
+                 key: Array | None = None) -> tuple[int, np.ndarray]:
     """Number of active latent units (Burda et al., 2015, Sec. 5.2).
 
     Unit u is active if  A_u = Var_x( E_{q(z|x)}[z_u] ) > threshold  (0.01 in the paper),
     i.e. its posterior mean ``q.mean()`` varies across the data. The variance is the
     population variance over the N examples. Posteriors without a closed-form mean (the
-    two-stochastic-layer model) use a Monte Carlo mean of 1000 draws.
+    two-stochastic-layer model, flows) use a Monte Carlo mean of 1000 draws with ``key``
+    (split into one key per example), and raise ValueError without one.
 
     Args:
       x: ``[N, *model.event_shape]``.
       threshold: activity threshold, >= 0.
       batch_size: examples per jitted call.
+      key: PRNG key for Monte Carlo posterior means; None for closed-form means only.
 
     Returns:
       ``(num_active, variances)``: an int and a ``[latent_dim]`` numpy array of A_u.
     """
     if not threshold >= 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
-    losses.check_batch(x, model.event_shape)
+    _checks.batch(x, model.event_shape)
     x = np.asarray(x)
-    means = _map_batches(_posterior_stat_fn(model, _posterior_mean), params, x, batch_size)
+    stat = _closed_form_mean if key is None else _posterior_mean
+    means = _map_batches(_posterior_stat_fn(model, stat), params, x, batch_size, key)
     if means.ndim != 2:
         raise ValueError(f"active_units needs a vector latent z: [latent_dim], got posterior "
                          f"means of shape {means.shape[1:]}")
@@ -238,9 +229,10 @@ def active_units(model, params, x, threshold: float = 0.01,
     return int(np.sum(variances > threshold)), variances
 
 
-def _kl_per_dim(q, prior):
-    params_q = objectives._diag_gaussian_params(q)
-    params_p = objectives._diag_gaussian_params(prior)
+def _kl_per_dim(q, prior, key):
+    del key
+    params_q = objectives.diag_gaussian_params(q)
+    params_p = objectives.diag_gaussian_params(prior)
     if params_q is None or params_p is None:
         raise TypeError(
             "kl_per_dimension needs a diagonal Gaussian posterior and prior "
@@ -269,7 +261,7 @@ def kl_per_dimension(model, params, x, batch_size: int = 500) -> np.ndarray:
     Returns:
       ``[latent_dim]`` numpy array, nats.
     """
-    losses.check_batch(x, model.event_shape)
+    _checks.batch(x, model.event_shape)
     x = np.asarray(x)
-    kl = _map_batches(_posterior_stat_fn(model, _kl_per_dim), params, x, batch_size)
+    kl = _map_batches(_posterior_stat_fn(model, _kl_per_dim), params, x, batch_size, None)
     return np.mean(kl.astype(np.float64), axis=0)

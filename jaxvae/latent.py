@@ -1,7 +1,8 @@
 """Latent-space tools: prior samples, reconstructions, interpolation, traversals, attributes.
 
 Pure functions of ``(model, params, ...)`` with explicit keys, for a model in the sense
-of :func:`jaxvae.model_terms` whose latent is a vector ``z: [latent_dim]``. Images are
+of :class:`jaxvae.types.Model` whose latent is a vector ``z: [latent_dim]``; the model is
+reached through :func:`jaxvae.bind`. Images are
 the *mean* of the decoder p(x|z) (for Bernoulli heads the pixel probabilities
 sigmoid(logits), for Gaussian heads the means), shape ``[num, *model.event_shape]``.
 
@@ -16,9 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvae import losses
-
-Array = jax.Array
+from jaxvae import _checks, terms
+from jaxvae.types import Array, PRNGKey
 
 __all__ = ["decode", "encode_mean", "sample_prior", "reconstruct", "lerp", "slerp",
            "interpolate", "traverse", "attribute_vector"]
@@ -26,34 +26,30 @@ __all__ = ["decode", "encode_mean", "sample_prior", "reconstruct", "lerp", "sler
 _INTERPOLATIONS = ("slerp", "lerp")
 
 
-def _check_count(num, name: str, minimum: int) -> int:
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
-        raise TypeError(f"{name} must be a Python int, got {num!r}")
-    if num < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {num}")
-    return int(num)
-
-
 MEAN_SAMPLES = 1000
 
 
-def posterior_mean(q) -> Array:
+def posterior_mean(q, key: PRNGKey | None = None) -> Array:
     """E_q[z] for one example: ``q.mean()`` where it has a closed form, else a Monte Carlo
-    average of ``MEAN_SAMPLES`` draws with a fixed key (e.g. the two-layer posterior
-    q(z1|x) q(z2|z1), whose z2 mean has no closed form)."""
+    average of ``MEAN_SAMPLES`` draws with ``key`` (e.g. the two-layer posterior
+    q(z1|x) q(z2|z1), whose z2 mean has no closed form, or a flow). Raises ValueError
+    when a Monte Carlo mean is needed and no key is given."""
     try:
         return q.mean()
     except NotImplementedError:
-        draws = q.sample(seed=jax.random.PRNGKey(0), sample_shape=(MEAN_SAMPLES,))
+        if key is None:
+            raise ValueError(f"{type(q).__name__} has no closed-form mean; pass key= for a "
+                             f"Monte Carlo mean of {MEAN_SAMPLES} draws") from None
+        draws = q.sample(seed=key, sample_shape=(MEAN_SAMPLES,))
         return jnp.mean(draws, axis=0)
 
 
 def _latent_dim(model) -> int:
-    latent_dim = getattr(model, "latent_dim", None)
-    if not isinstance(latent_dim, int):
+    shape = tuple(getattr(model, "latent_shape", ()))
+    if len(shape) != 1:
         raise ValueError(f"latent tools need a vector latent z: [latent_dim]; "
-                         f"{type(model).__name__} has no integer latent_dim")
-    return latent_dim
+                         f"{type(model).__name__} has latent_shape {shape}")
+    return int(shape[0])
 
 
 def _check_z(z, model, name: str = "z") -> Array:
@@ -69,7 +65,7 @@ def _check_example(x, model, name: str) -> Array:
     if tuple(x.shape) != tuple(model.event_shape):
         raise ValueError(f"{name} must be one example of shape {tuple(model.event_shape)}, "
                          f"got {tuple(x.shape)}")
-    losses.check_batch(x[None], name=name)
+    _checks.batch(x[None], name=name)
     return x
 
 
@@ -78,7 +74,7 @@ def decode(model, params, z: Array) -> Array:
     z = _check_z(z, model)
 
     def mean(z_i):
-        dist = model.apply(params, z_i, method="likelihood")
+        dist = terms.bind(model, params).likelihood(z_i)
         try:
             return dist.mean()
         except NotImplementedError as err:
@@ -88,11 +84,19 @@ def decode(model, params, z: Array) -> Array:
     return jax.vmap(mean)(z)
 
 
-def encode_mean(model, params, x: Array) -> Array:
-    """Posterior means E_q[z|x]: ``x: [N, *event] -> [N, latent_dim]``."""
-    losses.check_batch(x, model.event_shape)
-    return jax.vmap(lambda x_i: posterior_mean(model.apply(params, x_i, method="posterior")))(
-        jnp.asarray(x))
+def encode_mean(model, params, x: Array, key: PRNGKey | None = None) -> Array:
+    """Posterior means E_q[z|x]: ``x: [N, *event] -> [N, latent_dim]``.
+
+    ``key`` is needed only for a posterior without a closed-form mean (see
+    :func:`posterior_mean`); example i then uses ``jax.random.split(key, N)[i]``.
+    """
+    _checks.batch(x, model.event_shape)
+    x = jnp.asarray(x)
+    posterior = terms.bind(model, params).posterior
+    if key is None:
+        return jax.vmap(lambda x_i: posterior_mean(posterior(x_i)))(x)
+    keys = jax.random.split(key, x.shape[0])
+    return jax.vmap(lambda x_i, k: posterior_mean(posterior(x_i), k))(x, keys)
 
 
 def sample_prior(model, params, key: Array, num: int) -> Array:
@@ -100,8 +104,8 @@ def sample_prior(model, params, key: Array, num: int) -> Array:
 
     Returns ``[num, *event]`` (decoder means, e.g. Bernoulli probabilities).
     """
-    num = _check_count(num, "num", 1)
-    z = model.apply(params, method="prior").sample(seed=key, sample_shape=(num,))
+    num = _checks.integer(num, "num", 1)
+    z = terms.bind(model, params).prior().sample(seed=key, sample_shape=(num,))
     return decode(model, params, z)
 
 
@@ -111,19 +115,19 @@ def reconstruct(model, params, x: Array, key: Array | None = None) -> Array:
     With ``key=None`` z = E_q[z|x] (the posterior mean); otherwise one sample
     z_i ~ q(z|x_i) per example, using ``jax.random.split(key, N)``.
     """
-    losses.check_batch(x, model.event_shape)
+    _checks.batch(x, model.event_shape)
     x = jnp.asarray(x)
     if key is None:
         z = encode_mean(model, params, x)
     else:
         keys = jax.random.split(key, x.shape[0])
-        z = jax.vmap(lambda x_i, k: model.apply(params, x_i, method="posterior").sample(
-            seed=k))(x, keys)
+        posterior = terms.bind(model, params).posterior
+        z = jax.vmap(lambda x_i, k: posterior(x_i).sample(seed=k))(x, keys)
     return decode(model, params, z)
 
 
 def _check_endpoints(z0, z1, num):
-    num = _check_count(num, "num", 2)
+    num = _checks.integer(num, "num", 2)
     z0, z1 = jnp.asarray(z0, jnp.float32), jnp.asarray(z1, jnp.float32)
     if z0.ndim != 1 or z0.shape != z1.shape:
         raise ValueError(f"z0 and z1 must be vectors of the same shape [latent_dim], got "
@@ -166,7 +170,7 @@ def slerp(z0: Array, z1: Array, num: int, eps: float = 1e-6) -> Array:
 
 
 def interpolate(model, params, x0: Array, x1: Array, num: int,
-                method: str = "slerp") -> Array:
+                method: str = "slerp", key: PRNGKey | None = None) -> Array:
     """Decoded path between the posterior means of two examples.
 
     z0 = E_q[z|x0], z1 = E_q[z|x1]; the path is ``slerp`` or ``lerp`` (see those) and
@@ -176,14 +180,15 @@ def interpolate(model, params, x0: Array, x1: Array, num: int,
     if method not in _INTERPOLATIONS:
         raise ValueError(f"unknown interpolation method {method!r}; expected one of "
                          f"{list(_INTERPOLATIONS)}")
-    _check_count(num, "num", 2)
+    _checks.integer(num, "num", 2)
     x0, x1 = _check_example(x0, model, "x0"), _check_example(x1, model, "x1")
-    z0, z1 = encode_mean(model, params, jnp.stack([x0, x1]))
+    z0, z1 = encode_mean(model, params, jnp.stack([x0, x1]), key)
     path = slerp(z0, z1, num) if method == "slerp" else lerp(z0, z1, num)
     return decode(model, params, path)
 
 
-def traverse(model, params, x: Array, dim: int, values) -> Array:
+def traverse(model, params, x: Array, dim: int, values,
+             key: PRNGKey | None = None) -> Array:
     """Latent traversal: vary unit ``dim`` of the posterior mean of ``x``, keep the rest.
 
     z_i = E_q[z|x] with z_i[dim] = values[i]; returns the decoded means
@@ -197,19 +202,21 @@ def traverse(model, params, x: Array, dim: int, values) -> Array:
     if values.ndim != 1 or values.shape[0] == 0:
         raise ValueError(f"values must be a non-empty vector [num], got shape "
                          f"{tuple(values.shape)}")
-    z = encode_mean(model, params, _check_example(x, model, "x")[None])[0]
+    z = encode_mean(model, params, _check_example(x, model, "x")[None], key)[0]
     zs = jnp.tile(z, (values.shape[0], 1)).at[:, dim].set(values)
     return decode(model, params, zs)
 
 
-def attribute_vector(model, params, x_with: Array, x_without: Array) -> Array:
+def attribute_vector(model, params, x_with: Array, x_without: Array,
+                     key: PRNGKey | None = None) -> Array:
     """Attribute vector (White, 2016): the difference of mean posterior means.
 
     a = mean_{x in x_with} E_q[z|x] - mean_{x in x_without} E_q[z|x].
     Adding a to an encoding adds the attribute. ``x_with: [N1, *event]``,
     ``x_without: [N2, *event]`` -> ``[latent_dim]``.
     """
-    losses.check_batch(x_with, model.event_shape, name="x_with")
-    losses.check_batch(x_without, model.event_shape, name="x_without")
-    return (jnp.mean(encode_mean(model, params, x_with), axis=0)
-            - jnp.mean(encode_mean(model, params, x_without), axis=0))
+    _checks.batch(x_with, model.event_shape, name="x_with")
+    _checks.batch(x_without, model.event_shape, name="x_without")
+    key_with, key_without = (None, None) if key is None else jax.random.split(key)
+    return (jnp.mean(encode_mean(model, params, x_with, key_with), axis=0)
+            - jnp.mean(encode_mean(model, params, x_without, key_without), axis=0))

@@ -1,135 +1,96 @@
-"""Model-level objectives: pure functions of ``(params, x, key)`` over a batch.
+"""Model-level objectives and the training loss: pure functions of ``(params, batch, key)``.
 
-:func:`model_terms` turns a model (see :class:`jaxvae.VAE`), its parameters and one
-example into the ``(q, prior, log_likelihood)`` triple the per-example objectives of
-:mod:`jaxvae.objectives` take; :func:`batched` vmaps a per-example function over a
-batch with one key per example; :func:`make_objective` and :func:`make_loss` close
-over the settings (objective, k, beta, ...) so that nothing needs ``static_argnums``.
+:func:`make_objective` gives the per-example bound of a model over a batch;
+:func:`make_loss` the loss for ``jax.grad`` and :func:`jaxvae.make_train_step`, with the
+plain gradient of the bound or any gradient estimator of :mod:`jaxvae.estimators`. Both
+close over the settings (objective, k, beta, ...) so that nothing needs ``static_argnums``.
+A batch is ``x: [B, *event]``, a tuple ``(x, condition)`` or a dict with ``"x"`` and
+``"condition"`` (see :func:`jaxvae.terms.batch_parts`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from jaxvae import _checks, estimators, objectives, terms
+from jaxvae.terms import ParamGroups
+from jaxvae.types import LossFn
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from jaxvae import objectives
-
-Array = jax.Array
-
-__all__ = ["model_terms", "batched", "make_objective", "make_loss", "check_batch"]
+__all__ = ["make_objective", "make_loss", "OBJECTIVES"]
 
 _OBJECTIVES = {"elbo": objectives.elbo, "iwae": objectives.iwae_bound}
-
-
-def model_terms(model, params, x: Array):
-    """``(q, prior, log_likelihood)`` for one example ``x: [*model.event_shape]``.
-
-    q = q(z|x) from the encoder; prior = p(z) (it may have learned parameters, as in
-    the two-stochastic-layer model); ``log_likelihood(z) = log p(x|z)`` evaluates the
-    decoder at one ``z: [latent_dim]``. The model is anything with
-    ``apply(params, ..., method=...)`` for ``"posterior"``, ``"likelihood"`` and
-    ``"prior"``, and an ``event_shape`` (a :class:`jaxvae.VAE`, a
-    :class:`jaxvae.HierarchicalVAE`, or your own Flax module).
-    """
-    _check_example(model, x)
-    q = model.apply(params, x, method="posterior")
-    prior = model.apply(params, method="prior")
-
-    def log_likelihood(z: Array) -> Array:
-        return model.apply(params, z, method="likelihood").log_prob(x)
-
-    return q, prior, log_likelihood
-
-
-def _check_example(model, x: Array) -> None:
-    """Raises ValueError unless ``x`` is one example of the shape the model describes."""
-    event_shape = tuple(model.event_shape)
-    if tuple(x.shape) != event_shape:
-        raise ValueError(
-            f"x has shape {tuple(x.shape)} but the model's decoder describes data of shape "
-            f"{event_shape} (per example)")
-
-
-def check_batch(x, event_shape=None, name: str = "x") -> None:
-    """Raises ValueError for a batch ``x: [batch, *event_shape]`` with the wrong shape
-    or with NaN/inf values. Value checks run only on concrete arrays (not under jit)."""
-    if event_shape is not None and tuple(x.shape[1:]) != tuple(event_shape):
-        raise ValueError(f"{name} must have shape [batch, *{tuple(event_shape)}], "
-                         f"got {tuple(x.shape)}")
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty batch, got shape {tuple(x.shape)}")
-    if not isinstance(x, jax.core.Tracer):
-        values = np.asarray(x)
-        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
-            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
-            raise ValueError(f"{name} contains {bad} NaN or infinite values")
-
-
-def batched(per_example: Callable[[Any, Array, Array], Array]):
-    """Vectorizes ``per_example(params, x, key)`` over a batch.
-
-    Returns ``f(params, x: [batch, *event], key) -> [batch, ...]``: the key is split into
-    one key per example and the function is ``jax.vmap``-ed over (x, key); params are shared.
-    """
-
-    def fn(params, x: Array, key: Array):
-        check_batch(x)
-        return _map_batch(per_example, params, x, key)
-
-    return fn
-
-
-def _map_batch(per_example, params, x: Array, key: Array):
-    """``per_example`` vmapped over (x, one key per example), params shared."""
-    keys = jax.random.split(key, x.shape[0])
-    return jax.vmap(per_example, in_axes=(None, 0, 0))(params, x, keys)
+#: names of the objectives
+OBJECTIVES = tuple(_OBJECTIVES)
 
 
 def make_objective(model, objective: str = "iwae", num_samples: int = 1, **kwargs):
     """Per-example bound of ``model`` over a batch.
 
     Args:
-      model: a module with ``posterior``, ``likelihood``, ``prior`` and ``event_shape``
-        (e.g. :func:`jaxvae.iwae_mlp`).
+      model: implements :class:`jaxvae.types.Model` (e.g. :func:`jaxvae.iwae_mlp`).
       objective: ``"elbo"`` or ``"iwae"``.
       num_samples: k >= 1 importance / Monte Carlo samples per example.
       **kwargs: passed to the objective (``analytic_kl``, ``beta`` for the ELBO).
 
     Returns:
-      ``bound(params, x: [batch, *event], key) -> [batch]`` in nats per example.
+      ``bound(params, batch, key) -> [B]`` in nats per example; ``batch`` is
+      ``x: [B, *event]``, ``(x, condition)`` or a dict.
     """
     if objective not in _OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; expected one of {sorted(_OBJECTIVES)}")
-    objectives._check_num_samples(num_samples)
+    _checks.num_samples(num_samples)
     if objective == "iwae" and kwargs:
         raise ValueError(f"the IWAE bound takes no options, got {sorted(kwargs)}")
     fn = _OBJECTIVES[objective]
-    event_shape = tuple(model.event_shape)
 
-    def per_example(params, x, key):
-        q, prior, log_likelihood = model_terms(model, params, x)
+    def per_example(params, x, key, *condition):
+        q, prior, log_likelihood = terms.model_terms(
+            model, params, x, condition=condition[0] if condition else None)
         return fn(key, q, prior, log_likelihood, num_samples, **kwargs)
 
-    def bound(params, x, key):
-        check_batch(x, event_shape)   # shape and NaN checks, once
-        return _map_batch(per_example, params, x, key)
+    def bound(params, batch, key):
+        x, condition = terms.batch_parts(batch)
+        terms.check_batch(x, model.event_shape)   # shape and NaN checks, once
+        extra = () if condition is None else (condition,)
+        return terms.map_batch(per_example, params, x, key, *extra)
 
     return bound
 
 
-def make_loss(model, objective: str = "iwae", num_samples: int = 1, **kwargs):
-    """Loss for ``jax.grad``: ``loss(params, x, key) -> (loss, info)``.
+def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
+              estimator: str | estimators.Estimator | None = None, **options) -> LossFn:
+    """Loss for ``jax.grad``: ``loss(params, batch, key) -> (loss, info)``.
 
     loss = -mean_batch(bound) (nats per example); ``info = {"bound": mean bound}``.
-    See :func:`make_objective` for the arguments.
-    """
-    bound_fn = make_objective(model, objective, num_samples, **kwargs)
 
-    def loss(params, x, key):
-        bound = jnp.mean(bound_fn(params, x, key))
+    Args:
+      model: implements :class:`jaxvae.types.Model`.
+      objective: ``"elbo"`` or ``"iwae"``; with an ``estimator``, None means the
+        estimator's own objective, and any other value must equal it.
+      num_samples: k >= 1.
+      estimator: None for the plain gradient of the objective, or a gradient estimator
+        (a name in :data:`jaxvae.ESTIMATORS` or an :class:`jaxvae.estimators.Estimator`).
+        The loss then takes the model's ordinary parameters and splits them into
+        inference and generative groups inside (explicit :class:`jaxvae.ParamGroups` are
+        accepted too; gradients have the structure of what was passed).
+      **options: the objective's options (``analytic_kl``, ``beta``), or the estimator's.
+    """
+    if estimator is None:
+        if objective is None:
+            raise ValueError("objective=None needs an estimator")
+        bound_fn = make_objective(model, objective, num_samples, **options)
+    else:
+        surrogate = estimators.make_estimator(model, estimator, num_samples, **options)
+        est = surrogate.estimator
+        if objective is not None and objective != est.objective:
+            raise ValueError(f"estimator {est.name!r} estimates the gradient of "
+                             f"{est.objective!r}, not of objective={objective!r}")
+
+        def bound_fn(params, batch, key):
+            groups = params if isinstance(params, ParamGroups) else \
+                terms.split_params(model, params)
+            return surrogate(groups, batch, key)
+
+    def loss(params, batch, key):
+        bound = bound_fn(params, batch, key).mean()
         return -bound, {"bound": bound}
 
     return loss

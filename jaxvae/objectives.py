@@ -10,61 +10,82 @@ Results are in nats per example; losses are their negated batch mean.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import NamedTuple
 
 import distrax
 import jax
 import jax.numpy as jnp
 
-Array = jax.Array
-LogLikelihood = Callable[[Array], Array]
+from jaxvae import _checks
+from jaxvae.types import Array, LogLikelihood, PRNGKey
 
 __all__ = [
+    "Samples",
+    "sample_terms",
+    "log_joint",
     "log_weights",
     "log_mean_exp",
     "elbo",
     "iwae_bound",
     "kl_divergence",
     "gaussian_kl",
-    "linear_annealing",
+    "diag_gaussian_params",
 ]
 
 
-def _check_num_samples(num_samples) -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
-        raise TypeError(
-            f"num_samples must be a Python int (it fixes array shapes), got {num_samples!r}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    return num_samples
+class Samples(NamedTuple):
+    """k samples z_i ~ q(z|x) and the three log-densities at them (nats), for one x."""
+
+    z: Array               # [k, *latent]
+    log_likelihood: Array  # [k]  log p(x|z_i)
+    log_prior: Array       # [k]  log p(z_i)
+    log_q: Array           # [k]  log q(z_i|x)
+
+    @property
+    def log_w(self) -> Array:
+        """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x): ``[k]``."""
+        return self.log_likelihood + self.log_prior - self.log_q
 
 
-def _check_event_shapes(q: distrax.Distribution, prior: distrax.Distribution) -> None:
-    if tuple(q.event_shape) != tuple(prior.event_shape):
-        raise ValueError(
-            f"posterior q has event shape {tuple(q.event_shape)} but the prior has "
-            f"{tuple(prior.event_shape)}; they must describe the same latent z")
-    if tuple(q.batch_shape) != ():
-        raise ValueError(
-            f"q must describe one example (batch shape ()), got batch shape "
-            f"{tuple(q.batch_shape)}; vmap the objective over the batch instead")
+def log_joint(prior: distrax.Distribution, log_likelihood: LogLikelihood,
+              z: Array) -> tuple[Array, Array]:
+    """(log p(x|z_i), log p(z_i)) for ``z: [k, *latent]``, each ``[k]`` (nats).
 
-
-def _sample_terms(key, q, prior, log_likelihood, num_samples):
-    """Draws z_1..z_k ~ q and returns (log p(x|z_i), log p(z_i), log q(z_i|x)), each [k]."""
-    _check_num_samples(num_samples)
-    _check_event_shapes(q, prior)
-    z, log_q = q.sample_and_log_prob(seed=key, sample_shape=(num_samples,))
-    log_pz = prior.log_prob(z)
+    ``log_likelihood`` is vmapped over the k samples and must return a scalar per z.
+    """
     log_px_z = jax.vmap(log_likelihood)(z)
-    if log_px_z.shape != (num_samples,):
+    if log_px_z.shape != z.shape[:1]:
         raise ValueError(
             "log_likelihood(z) must return a scalar for one z of shape "
-            f"{tuple(q.event_shape)}, got shape {log_px_z.shape[1:]}")
-    return log_px_z, log_pz, log_q
+            f"{tuple(prior.event_shape)}, got shape {log_px_z.shape[1:]}")
+    return log_px_z, prior.log_prob(z)
 
 
-def log_weights(key: Array, q: distrax.Distribution, prior: distrax.Distribution,
+def sample_terms(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
+                 log_likelihood: LogLikelihood, num_samples: int = 1) -> Samples:
+    """Draws z_1..z_k ~ q(z|x) and evaluates log p(x|z_i), log p(z_i), log q(z_i|x).
+
+    The one sampling primitive under every objective and estimator: z is reparameterized
+    (``q.sample_and_log_prob``), so gradients flow through z and q's parameters.
+
+    Args:
+      key: PRNG key.
+      q: posterior for one example, event shape ``[*latent]`` (batch shape ``()``).
+      prior: p(z), same event shape as ``q``.
+      log_likelihood: ``z: [*latent] -> log p(x|z)``, a scalar; vmapped over the k samples.
+      num_samples: k >= 1.
+
+    Returns:
+      :class:`Samples` with ``z: [k, *latent]`` and three ``[k]`` arrays in nats.
+    """
+    _checks.num_samples(num_samples)
+    _checks.same_event_shape(q, prior)
+    z, log_q = q.sample_and_log_prob(seed=key, sample_shape=(num_samples,))
+    log_px_z, log_pz = log_joint(prior, log_likelihood, z)
+    return Samples(z, log_px_z, log_pz, log_q)
+
+
+def log_weights(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
                 log_likelihood: LogLikelihood, num_samples: int = 1) -> Array:
     """Importance log-weights of k samples from q.
 
@@ -79,31 +100,52 @@ def log_weights(key: Array, q: distrax.Distribution, prior: distrax.Distribution
 
     Returns:
       ``log_w: [k]`` in nats.
+
+    References:
+      Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders, eq. (8).
     """
-    log_px_z, log_pz, log_q = _sample_terms(key, q, prior, log_likelihood, num_samples)
-    return log_px_z + log_pz - log_q
+    return sample_terms(key, q, prior, log_likelihood, num_samples).log_w
 
 
 def log_mean_exp(log_w: Array, axis: int = 0) -> Array:
-    """log (1/k) sum_i exp(log_w_i) along ``axis``, computed stably with logsumexp."""
+    """log (1/k) sum_i exp(log_w_i) along ``axis``, computed stably with logsumexp.
+
+    Args: ``log_w: [..., k, ...]``. Returns: ``log_w`` reduced over ``axis``.
+    """
     k = log_w.shape[axis]
     return jax.nn.logsumexp(log_w, axis=axis) - math.log(k)
 
 
-def iwae_bound(key: Array, q: distrax.Distribution, prior: distrax.Distribution,
+def iwae_bound(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
                log_likelihood: LogLikelihood, num_samples: int = 1) -> Array:
-    """Importance-weighted bound (Burda, Grosse & Salakhutdinov, 2015).
+    """Importance-weighted bound.
 
     L_k = log (1/k) sum_{i=1}^k w_i  <=  log p(x),  with w_i as in :func:`log_weights`.
 
-    E[L_k] is non-decreasing in k and tends to log p(x); L_1 is the ELBO.
+    E[L_k] is non-decreasing in k and tends to log p(x); L_1 is the ELBO, on the same key
+    exactly the Monte Carlo ELBO:
+
+    >>> import jax, jax.numpy as jnp, distrax, jaxvae
+    >>> gauss = lambda m, s: distrax.Independent(distrax.Normal(m, s), 1)
+    >>> q, prior = gauss(jnp.ones(2), 0.5 * jnp.ones(2)), gauss(jnp.zeros(2), jnp.ones(2))
+    >>> log_lik = lambda z: -0.5 * jnp.sum((z - 2.0) ** 2)
+    >>> key = jax.random.key(0)
+    >>> a = jaxvae.iwae_bound(key, q, prior, log_lik, num_samples=1)
+    >>> b = jaxvae.elbo(key, q, prior, log_lik, num_samples=1)
+    >>> bool(jnp.allclose(a, b, rtol=1e-6))
+    True
+
+    Args: as :func:`log_weights`.
 
     Returns: a scalar, nats for this example.
+
+    References:
+      Burda, Grosse & Salakhutdinov (2016), Importance Weighted Autoencoders, eq. (8).
     """
     return log_mean_exp(log_weights(key, q, prior, log_likelihood, num_samples))
 
 
-def elbo(key: Array, q: distrax.Distribution, prior: distrax.Distribution,
+def elbo(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
          log_likelihood: LogLikelihood, num_samples: int = 1, *,
          analytic_kl: bool = False, beta: float | Array = 1.0) -> Array:
     """Evidence lower bound with a k-sample Monte Carlo average and a KL weight beta.
@@ -115,16 +157,33 @@ def elbo(key: Array, q: distrax.Distribution, prior: distrax.Distribution,
     ``analytic_kl=True`` it is the closed form (diagonal Gaussian q and prior,
     see :func:`kl_divergence`). beta = 1 gives the ELBO (a bound on log p(x));
     other values give the beta-VAE / rate-distortion objective, and a traced
-    beta (e.g. from :func:`linear_annealing`) gives KL annealing without retracing.
+    beta (e.g. from :func:`jaxvae.schedules.linear_annealing`) gives KL annealing
+    without retracing. With one sample and the same key it equals the IWAE bound L_1:
+
+    >>> import jax, jax.numpy as jnp, distrax, jaxvae
+    >>> gauss = lambda m, s: distrax.Independent(distrax.Normal(m, s), 1)
+    >>> q, prior = gauss(jnp.zeros(3), jnp.ones(3)), gauss(jnp.zeros(3), jnp.ones(3))
+    >>> log_lik = lambda z: jnp.sum(z)
+    >>> key = jax.random.key(1)
+    >>> bool(jnp.allclose(jaxvae.elbo(key, q, prior, log_lik),
+    ...                   jaxvae.iwae_bound(key, q, prior, log_lik), rtol=1e-6))
+    True
+
+    Args: as :func:`log_weights`, plus ``analytic_kl`` and ``beta`` (a float or a traced
+      scalar).
 
     Returns: a scalar, nats for this example.
+
+    References:
+      Kingma & Welling (2014), Auto-Encoding Variational Bayes, eq. (3) and (10);
+      Higgins et al. (2017), beta-VAE.
     """
-    log_px_z, log_pz, log_q = _sample_terms(key, q, prior, log_likelihood, num_samples)
+    t = sample_terms(key, q, prior, log_likelihood, num_samples)
     if analytic_kl:
         kl = kl_divergence(q, prior)
     else:
-        kl = jnp.mean(log_q - log_pz)
-    return jnp.mean(log_px_z) - beta * kl
+        kl = jnp.mean(t.log_q - t.log_prior)
+    return jnp.mean(t.log_likelihood) - beta * kl
 
 
 def gaussian_kl(mean_q: Array, scale_q: Array, mean_p: Array | float = 0.0,
@@ -133,15 +192,23 @@ def gaussian_kl(mean_q: Array, scale_q: Array, mean_p: Array | float = 0.0,
 
     KL = sum_j [ log(s_p/s_q) + (s_q^2 + (m_q - m_p)^2) / (2 s_p^2) - 1/2 ].
 
-    Args: arrays broadcastable to ``[*latent]``; scales must be positive.
+    Args: arrays broadcastable to ``[*batch, latent]``; scales must be positive.
+
     Returns: the KL summed over the last axis, shape ``[*batch]``, in nats.
+
+    References: Kingma & Welling (2014), Appendix B.
     """
     var_ratio = jnp.square(scale_q / scale_p)
     mean_term = jnp.square((mean_q - mean_p) / scale_p)
     return 0.5 * jnp.sum(var_ratio + mean_term - 1.0 - jnp.log(var_ratio), axis=-1)
 
 
-def _diag_gaussian_params(dist: distrax.Distribution):
+def diag_gaussian_params(dist: distrax.Distribution) -> tuple[Array, Array] | None:
+    """``(loc, scale)`` of a diagonal Gaussian over one event axis, else None.
+
+    Recognizes ``distrax.MultivariateNormalDiag`` and ``Independent(Normal)`` with one
+    reinterpreted axis; each array is ``[*batch, latent]``.
+    """
     if isinstance(dist, distrax.MultivariateNormalDiag):
         return dist.loc, dist.scale_diag
     if isinstance(dist, distrax.Independent) and isinstance(dist.distribution, distrax.Normal) \
@@ -151,14 +218,18 @@ def _diag_gaussian_params(dist: distrax.Distribution):
 
 
 def kl_divergence(q: distrax.Distribution, prior: distrax.Distribution) -> Array:
-    """KL(q || prior) in closed form.
+    """KL(q || prior) in closed form, nats.
 
     Diagonal Gaussians (``distrax.MultivariateNormalDiag`` or ``Independent(Normal)``
     with one event axis) use :func:`gaussian_kl`; other pairs fall back to distrax's
     registered KL and raise ``TypeError`` if there is none (use the Monte Carlo KL).
+
+    Args: ``q`` and ``prior`` for one example, the same event shape, batch shape ``()``.
+
+    Returns: a scalar.
     """
-    _check_event_shapes(q, prior)
-    params_q, params_p = _diag_gaussian_params(q), _diag_gaussian_params(prior)
+    _checks.same_event_shape(q, prior)
+    params_q, params_p = diag_gaussian_params(q), diag_gaussian_params(prior)
     if params_q is not None and params_p is not None:
         return gaussian_kl(*params_q, *params_p)
     try:
@@ -167,16 +238,3 @@ def kl_divergence(q: distrax.Distribution, prior: distrax.Distribution) -> Array
         raise TypeError(
             f"no closed-form KL between {type(q).__name__} and {type(prior).__name__}; "
             "use analytic_kl=False (Monte Carlo KL)") from err
-
-
-def linear_annealing(step: Array | int, warmup_steps: int, start: float = 0.0,
-                     end: float = 1.0) -> Array:
-    """KL weight rising linearly from ``start`` to ``end`` over ``warmup_steps`` steps.
-
-    beta(t) = start + (end - start) * min(t / warmup_steps, 1)  (Bowman et al., 2016).
-    ``step`` may be traced, so the schedule lives inside a jitted train step.
-    """
-    if warmup_steps <= 0:
-        raise ValueError(f"warmup_steps must be positive, got {warmup_steps}")
-    frac = jnp.clip(jnp.asarray(step, jnp.float32) / warmup_steps, 0.0, 1.0)
-    return start + (end - start) * frac

@@ -1,29 +1,42 @@
-"""Optimization protocols from the papers, as optax optimizers.
+"""Schedules: optimization protocols from the papers, and KL-annealing weights.
 
-:func:`iwae_paper_optimizer` — Burda, Grosse & Salakhutdinov (2015), Sec. 5: Adam with
+Optimization: :func:`iwae_paper_optimizer` — Burda, Grosse & Salakhutdinov (2015), Sec. 5: Adam with
 beta1 = 0.9, beta2 = 0.999, eps = 1e-4, run in stages i = 0..7 of 3^i passes over the
 data at learning rate 1e-3 * 10^(-i/7): 3280 passes in all, with batches of 20.
+
+KL annealing (the weight beta(t) of the KL term in :func:`jaxvae.elbo`, a function of the
+step that may be traced inside a jitted train step): :func:`linear_annealing`,
+:func:`sigmoid_annealing` (Bowman et al., 2016) and :func:`cyclical_annealing` (Fu et al.,
+2019).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import optax
 
-__all__ = ["Protocol", "iwae_paper_optimizer", "IWAE_PAPER_BATCH_SIZE"]
+from jaxvae import _checks
+from jaxvae.types import Array
+
+__all__ = ["TrainingProtocol", "iwae_paper_optimizer", "IWAE_PAPER_BATCH_SIZE",
+           "linear_annealing", "sigmoid_annealing", "cyclical_annealing"]
 
 IWAE_PAPER_BATCH_SIZE = 20
 
 
-class Protocol(NamedTuple):
+class TrainingProtocol(NamedTuple):
+    """An optimizer with the number of steps and the stages it was built for."""
+
     tx: optax.GradientTransformation
     num_steps: int                       # total optimizer steps
     stages: tuple                        # ((steps, learning_rate), ...) per stage
 
 
 def iwae_paper_optimizer(steps_per_pass: int, passes_scale: float = 1.0,
-                         num_stages: int = 8) -> Protocol:
+                         num_stages: int = 8) -> TrainingProtocol:
     """Adam(0.9, 0.999, eps=1e-4) with the IWAE paper's staged learning rate.
 
     Stage i (i = 0..num_stages-1) lasts ``max(1, round(3^i * passes_scale * steps_per_pass))``
@@ -49,4 +62,60 @@ def iwae_paper_optimizer(steps_per_pass: int, passes_scale: float = 1.0,
     schedule = optax.join_schedules([optax.constant_schedule(lr) for _, lr in stages],
                                     boundaries)
     tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-4)
-    return Protocol(tx, sum(steps for steps, _ in stages), stages)
+    return TrainingProtocol(tx, sum(steps for steps, _ in stages), stages)
+
+
+def linear_annealing(step: Array | int, warmup_steps: int, start: float = 0.0,
+                     end: float = 1.0) -> Array:
+    """KL weight rising linearly from ``start`` to ``end`` over ``warmup_steps`` steps.
+
+    beta(t) = start + (end - start) * min(t / warmup_steps, 1).
+
+    Args: ``step`` (int or traced int scalar), ``warmup_steps`` >= 1.
+    Returns: a float32 scalar.
+    References: Bowman et al. (2016), Generating Sentences from a Continuous Space, Sec. 3.1.
+    """
+    if warmup_steps <= 0:
+        raise ValueError(f"warmup_steps must be positive, got {warmup_steps}")
+    frac = jnp.clip(jnp.asarray(step, jnp.float32) / warmup_steps, 0.0, 1.0)
+    return start + (end - start) * frac
+
+
+def sigmoid_annealing(step: Array | int, midpoint: int, rate: float = 0.0025,
+                      end: float = 1.0) -> Array:
+    """Logistic KL weight: beta(t) = end / (1 + exp(-rate (t - midpoint))).
+
+    Args: ``step`` (int or traced), ``midpoint`` >= 1 the step where beta = end / 2,
+      ``rate`` > 0 the steepness per step.
+    Returns: a float32 scalar in (0, end).
+    References: Bowman et al. (2016), Generating Sentences from a Continuous Space, Fig. 2.
+    """
+    _checks.integer(midpoint, "midpoint", 1)
+    if not rate > 0:
+        raise ValueError(f"rate must be positive, got {rate!r}")
+    t = jnp.asarray(step, jnp.float32)
+    return end * jax.nn.sigmoid(rate * (t - midpoint))
+
+
+def cyclical_annealing(step: Array | int, cycle_steps: int, num_cycles: int = 4,
+                       ramp_fraction: float = 0.5, end: float = 1.0) -> Array:
+    """Cyclical KL weight: within each of ``num_cycles`` cycles of ``cycle_steps`` steps,
+    beta rises linearly from 0 to ``end`` over the first ``ramp_fraction`` of the cycle and
+    stays at ``end`` for the rest; after the last cycle it stays at ``end``.
+
+    beta(t) = end * min(1, (t mod C) / (R C))  for t < num_cycles C, else end.
+
+    Args: ``step`` (int or traced), ``cycle_steps`` C >= 1, ``num_cycles`` >= 1,
+      ``ramp_fraction`` R in (0, 1].
+    Returns: a float32 scalar.
+    References: Fu et al. (2019), Cyclical Annealing Schedule: A Simple Approach to
+      Mitigating KL Vanishing, eq. (6).
+    """
+    _checks.integer(cycle_steps, "cycle_steps", 1)
+    _checks.integer(num_cycles, "num_cycles", 1)
+    if not 0 < ramp_fraction <= 1:
+        raise ValueError(f"ramp_fraction must be in (0, 1], got {ramp_fraction!r}")
+    t = jnp.asarray(step, jnp.float32)
+    in_cycle = jnp.mod(t, cycle_steps) / (ramp_fraction * cycle_steps)
+    beta = end * jnp.clip(in_cycle, 0.0, 1.0)
+    return jnp.where(t >= num_cycles * cycle_steps, end, beta)

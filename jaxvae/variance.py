@@ -24,7 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvae.estimators import ParamGroups
+from jaxvae import _checks
+from jaxvae._cache import CompileCache
+from jaxvae.terms import ParamGroups
 
 Array = jax.Array
 
@@ -51,36 +53,27 @@ def estimator_grad(surrogate: Callable) -> Callable:
 
 
 def _check_draws(num_draws, name="num_draws", minimum=2) -> int:
-    if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {num_draws!r}")
-    return num_draws
+    return _checks.integer(num_draws, name, minimum, type_error=ValueError)
 
 
-# One compiled function per gradient function, kept for the life of the process (as the
-# log-likelihood functions in jaxvae.evaluate).
-_MOMENTS: dict = {}
+# Compiled moment functions, at most 32 (least recently used evicted).
+_MOMENTS = CompileCache()
 
 
 def _moments_fn(grad_fn):
     """Jitted ``(params, x, keys) -> (mean, sum of squared deviations)`` over the keys,
     cached per ``grad_fn`` so that new params or data reuse the compilation."""
-    try:
-        return _MOMENTS[grad_fn]
-    except (KeyError, TypeError):
-        pass
 
-    @jax.jit
-    def moments(params, x, keys):
-        g = jax.vmap(grad_fn, in_axes=(None, None, 0))(params, x, keys)
-        mean = jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), g)
-        m2 = jax.tree_util.tree_map(lambda a, m: jnp.sum((a - m) ** 2, axis=0), g, mean)
-        return mean, m2
+    def build():
+        @jax.jit
+        def moments(params, x, keys):
+            g = jax.vmap(grad_fn, in_axes=(None, None, 0))(params, x, keys)
+            mean = jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), g)
+            m2 = jax.tree_util.tree_map(lambda a, m: jnp.sum((a - m) ** 2, axis=0), g, mean)
+            return mean, m2
+        return moments
 
-    try:
-        _MOMENTS[grad_fn] = moments
-    except TypeError:
-        pass
-    return moments
+    return _MOMENTS.get(grad_fn, build)
 
 
 def gradient_stats(grad_fn: Callable, params, x: Array, key: Array, num_draws: int = 1000,

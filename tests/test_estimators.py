@@ -99,7 +99,7 @@ def test_value_is_the_objective(off, name):
     """Same key, same samples: the surrogate's value is ELBO_k or IWAE_k exactly."""
     groups, x = off
     key = jax.random.key(3)
-    objective = "elbo" if name in ELBO_ESTIMATORS else "iwae"
+    objective = estimators.get_estimator(name).objective
     expected = jaxvae.make_objective(MODEL, objective, 4)(jaxvae.merge_params(groups), x, key)
     value = jaxvae.make_estimator(MODEL, name, 4)(groups, x, key)
     np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-5)
@@ -210,7 +210,7 @@ def test_rws_wake_phi_is_the_self_normalized_gradient(off):
 
 def test_estimator_loss_trains(off):
     groups, x = off
-    loss = jaxvae.make_estimator_loss(MODEL, "dreg", 5)
+    loss = jaxvae.make_loss(MODEL, "iwae", 5, estimator="dreg")
     value, info = loss(groups, x, jax.random.key(9))
     assert np.isclose(value, -info["bound"])
     state = jaxvae.create_train_state(groups, optax.adam(1e-2), jax.random.key(0))
@@ -263,3 +263,61 @@ def test_split_needs_declared_inference_networks():
     groups = jaxvae.split_params(Bare(), {"params": {"enc": {}, "dec": {}}}, inference="enc")
     assert set(groups.inference["params"]) == {"enc"}
     assert estimators.ESTIMATORS == jaxvae.ESTIMATORS
+
+
+# ---------------------------------------------------------------------------- wake-sleep
+
+def test_wake_sleep_gradients_are_the_wake_and_sleep_phases(off):
+    """phi: grad of mean log q(z_j|x_j) on the dreams (z_j, x_j) ~ p(z) p(x|z); theta: grad of
+    mean log p(x, z_i) at z_i ~ q(z|x) held fixed; value: the Monte Carlo ELBO_k."""
+    groups, x = off
+    k, key = 4, jax.random.key(11)
+    g = grads("wake_sleep", groups, x, key, k)
+    keys = jax.random.split(key, x.shape[0])
+
+    def sleep(phi):
+        def one(key_i):
+            model = jaxvae.bind(MODEL, jaxvae.ParamGroups(phi, groups.generative))
+            z, xd = estimators.dream(jax.random.fold_in(key_i, 1), model, k)
+            return jnp.mean(jax.vmap(lambda zj, xj: model.posterior(xj).log_prob(zj))(z, xd))
+        return jnp.mean(jax.vmap(one)(keys))
+
+    def wake(theta):
+        def one(x_i, key_i):
+            q, prior, log_lik = jaxvae.model_terms(MODEL, jaxvae.ParamGroups(
+                groups.inference, theta), x_i)
+            z = jax.lax.stop_gradient(q.sample(seed=key_i, sample_shape=(k,)))
+            return jnp.mean(jax.vmap(log_lik)(z) + prior.log_prob(z))
+        return jnp.mean(jax.vmap(one)(x, keys))
+
+    expected = jaxvae.ParamGroups(jax.grad(sleep)(groups.inference),
+                                  jax.grad(wake)(groups.generative))
+    for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert max(float(jnp.max(jnp.abs(a))) for a in jax.tree_util.tree_leaves(g.inference)) > 0
+    value = jaxvae.make_estimator(MODEL, "wake_sleep", k)(groups, x, key)
+    elbo = jaxvae.make_objective(MODEL, "elbo", k)(jaxvae.merge_params(groups), x, key)
+    np.testing.assert_allclose(value, elbo, rtol=1e-6)
+
+
+def test_wake_sleep_dreams_come_from_the_model(exact):
+    """Dreams are draws of p(z) p(x|z): for the linear-Gaussian model their x has the
+    exact marginal's mean b and covariance W W^T + sigma^2 I."""
+    groups, _ = exact
+    model = jaxvae.bind(MODEL, groups)
+    z, xd = estimators.dream(jax.random.key(5), model, 20000)
+    dec = groups.generative["params"]["decoder"]
+    assert z.shape == (20000, MODEL.latent_dim) and xd.shape == (20000, MODEL.data_dim)
+    np.testing.assert_allclose(jnp.mean(xd, 0), dec["b"], atol=0.06)
+    cov = dec["W"] @ dec["W"].T + MODEL.sigma ** 2 * jnp.eye(MODEL.data_dim)
+    np.testing.assert_allclose(jnp.cov(xd.T), cov, atol=0.12)
+
+
+def test_estimator_objects_and_names():
+    est = jaxvae.ScoreFunction(baseline="leave_one_out")
+    assert est.name == "score_function" and est.objective == "elbo"
+    assert estimators.get_estimator("score_function", baseline="leave_one_out") == est
+    assert jaxvae.make_estimator(MODEL, est, 3).estimator is est
+    with pytest.raises(ValueError, match="not of objective='iwae'"):
+        jaxvae.make_loss(MODEL, "iwae", 3, estimator="stl")
+    assert {e for e in jaxvae.ESTIMATORS} >= {"wake_sleep", "dreg", "rws"}

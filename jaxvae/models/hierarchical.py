@@ -97,9 +97,10 @@ class HierarchicalVAE:
     """VAE with two stochastic layers; the latent is ``z = [z1, z2]: [d1 + d2]``.
 
     Parameters are a dict with one entry per network: ``q_z1`` (x -> z1), ``q_z2``
-    (z1 -> z2), ``p_z1`` (z2 -> z1) and ``decoder`` (z1 -> x). Used like
-    :class:`jaxvae.VAE`: ``init_params(key)``, and ``apply(params, ..., method=...)``
-    with ``"posterior"`` (x), ``"likelihood"`` (z) and ``"prior"``.
+    (z1 -> z2), ``p_z1`` (z2 -> z1) and ``decoder`` (z1 -> x), each initialised and
+    applied on its own. It implements :class:`jaxvae.types.Model` without being one Flax
+    module: ``apply(params, *args, method=name)`` dispatches to :meth:`posterior` (x),
+    :meth:`likelihood` (z) and :meth:`prior`, which is all the library ever calls.
     """
 
     q_z1: GaussianEncoder
@@ -117,6 +118,10 @@ class HierarchicalVAE:
     @property
     def latent_dim(self) -> int:
         return self.q_z1.latent_dim + self.q_z2.latent_dim
+
+    @property
+    def latent_shape(self) -> tuple:
+        return (self.latent_dim,)
 
     @property
     def event_shape(self) -> tuple:
@@ -143,7 +148,9 @@ class HierarchicalVAE:
         """p(x | z1) for ``z = [z1, z2]: [..., d1 + d2]`` (x depends on z1 only)."""
         return self.decoder.apply(params["decoder"], z[..., :self.z1_dim])
 
-    def apply(self, params, *args, method: str):
+    def apply(self, params, *args, method: str, rngs=None):
+        """The contract's entry point (as ``flax.linen.Module.apply``); ``rngs`` unused."""
+        del rngs
         if method not in ("posterior", "prior", "likelihood"):
             raise ValueError(f"unknown method {method!r}; expected 'posterior', 'prior' "
                              "or 'likelihood'")

@@ -71,6 +71,10 @@ class LinearGaussianVAE(nn.Module):
     def event_shape(self) -> tuple:
         return (self.data_dim,)
 
+    @property
+    def latent_shape(self) -> tuple:
+        return (self.latent_dim,)
+
     def __call__(self, x: Array) -> distrax.Distribution:
         q = self.encoder(x)
         self.decoder(q.mean())
@@ -115,7 +119,7 @@ class LinearGaussianVAE(nn.Module):
 
     def kl_to_posterior(self, params, x: Array) -> Array:
         """KL(q(z|x) || p(z|x)) in nats for one ``x``, in closed form (0 iff q is exact)."""
-        q = self.apply(params, x, method="posterior")
+        q = self.apply(params, x, method=LinearGaussianVAE.posterior)
         mean_p, cov_p = self.exact_posterior(params, x)
         var_q = q.variance()
         prec_p = jnp.linalg.inv(cov_p)

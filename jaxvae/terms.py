@@ -1,0 +1,210 @@
+"""The adapter between a model and the objectives: the only caller of ``model.apply``.
+
+A model (see :class:`jaxvae.types.Model`) is reached through :func:`bind`, which fixes its
+parameters (and optionally a condition and flax ``rngs``) and returns the three
+distributions as plain functions; :func:`model_terms` gives the ``(q, prior,
+log_likelihood)`` triple for one example that every objective in :mod:`jaxvae.objectives`
+takes. Parameters may be split into :class:`ParamGroups` (inference phi, generative theta):
+then q is computed from phi alone and p from theta alone, so a parameter in the wrong group
+is an error at trace time, never a silently wrong gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple
+
+import distrax
+import flax
+import jax
+
+from jaxvae import _checks
+from jaxvae.types import Array, Params, PRNGKey
+
+__all__ = ["ParamGroups", "split_params", "merge_params", "Bound", "bind", "model_terms",
+           "batched", "map_batch", "batch_parts", "check_batch", "check_groups"]
+
+
+class ParamGroups(NamedTuple):
+    """Parameters split by network: ``inference`` (phi, for q(z|x)) and ``generative``
+    (theta, for p(z) and p(x|z)). Each field is a parameter tree that the model's
+    ``apply`` accepts on its own. Gradients of a surrogate have the same structure."""
+
+    inference: Any
+    generative: Any
+
+
+def _container(params):
+    """(top-level dict holding the sub-networks, wrap: dict -> params for model.apply)."""
+    if isinstance(params, ParamGroups):
+        raise TypeError("params are already split into ParamGroups")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of sub-network parameters, got {type(params)}")
+    if set(params) == {"params"} and isinstance(params["params"], Mapping):   # Flax variables
+        return params["params"], lambda d: {"params": d}
+    return params, lambda d: d
+
+
+def split_params(model, params: Params, inference=None) -> ParamGroups:
+    """Splits ``params`` into the inference network and the generative network.
+
+    Args:
+      model: the model the parameters belong to (e.g. :func:`jaxvae.iwae_mlp`).
+      params: its parameters, e.g. ``model.init_params(key)``: Flax variables
+        ``{"params": {name: ...}}`` or a plain ``{name: ...}`` dict of sub-networks.
+      inference: names of the sub-networks that make up q(z|x); default
+        ``model.inference_networks`` (``("encoder",)`` for :class:`jaxvae.VAE`,
+        ``("q_z1", "q_z2")`` for :class:`jaxvae.HierarchicalVAE`). Every other
+        sub-network is generative.
+
+    Returns:
+      ``ParamGroups(inference, generative)``, each in the same container format as
+      ``params``. Raises ValueError for names that ``params`` does not have.
+    """
+    if inference is None:
+        inference = getattr(model, "inference_networks", None)
+        if inference is None:
+            raise ValueError(
+                f"{type(model).__name__} does not declare inference_networks; pass "
+                "inference=(names of the sub-networks of q(z|x)) to split_params")
+    if isinstance(inference, str):
+        inference = (inference,)
+    inference = tuple(inference)
+    nets, wrap = _container(params)
+    unknown = [n for n in inference if n not in nets]
+    if unknown or not inference:
+        raise ValueError(f"inference networks {list(unknown or inference)} not found in the "
+                         f"parameters; sub-networks present: {sorted(nets)}")
+    phi = {n: v for n, v in nets.items() if n in inference}
+    theta = {n: v for n, v in nets.items() if n not in inference}
+    return ParamGroups(wrap(phi), wrap(theta))
+
+
+def merge_params(groups: ParamGroups) -> Params:
+    """Inverse of :func:`split_params`: one parameter tree for ``model.apply``."""
+    check_groups(groups)
+    a, b = groups
+    if set(a) == {"params"} and set(b) == {"params"}:
+        return {"params": {**a["params"], **b["params"]}}
+    return {**a, **b}
+
+
+def check_groups(groups) -> None:
+    """Raises TypeError unless ``groups`` is a :class:`ParamGroups`."""
+    if not isinstance(groups, ParamGroups):
+        raise TypeError(
+            "estimators take ParamGroups(inference, generative), made with "
+            f"jaxvae.split_params(model, params); got {type(groups).__name__}")
+
+
+class Bound(NamedTuple):
+    """A model with fixed parameters: the three distributions as functions.
+
+    ``posterior(x) -> q(z|x)``, ``prior() -> p(z)``, ``likelihood(z) -> p(x|z)`` for one
+    example ``x: [*event_shape]`` and one latent ``z: [*latent_shape]``.
+    """
+
+    posterior: Callable[[Array], distrax.Distribution]
+    prior: Callable[[], distrax.Distribution]
+    likelihood: Callable[[Array], distrax.Distribution]
+
+
+def _applier(model, params, group: str | None, condition, rngs):
+    extra = () if condition is None else (condition,)
+    kwargs = {} if rngs is None else {"rngs": rngs}
+
+    def apply(method: str, *args):
+        try:
+            return model.apply(params, *args, *extra, method=method, **kwargs)
+        except (flax.errors.FlaxError, KeyError) as e:
+            if group is None:
+                raise
+            raise ValueError(
+                f"model.{method} needs parameters that are not in the {group} group; check "
+                f"the inference networks given to split_params ({type(e).__name__}: {e})"
+            ) from e
+
+    return apply
+
+
+def bind(model, params: Params | ParamGroups, *, condition: Array | None = None,
+         rngs: Any = None) -> Bound:
+    """Fixes ``params`` (and ``condition``, ``rngs``) of ``model``.
+
+    Args:
+      model: implements :class:`jaxvae.types.Model`.
+      params: the model's parameters, or :class:`ParamGroups`: then the posterior is
+        applied with ``params.inference`` alone and the prior and likelihood with
+        ``params.generative`` alone.
+      condition: a label or code for a conditional model, passed to all three methods;
+        None for an unconditional model (then nothing is passed).
+      rngs: flax rngs for a model with a stochastic part (word dropout).
+    """
+    if isinstance(params, ParamGroups):
+        q_apply = _applier(model, params.inference, "inference", condition, rngs)
+        p_apply = _applier(model, params.generative, "generative", condition, rngs)
+    else:
+        q_apply = p_apply = _applier(model, params, None, condition, rngs)
+    return Bound(posterior=lambda x: q_apply("posterior", x),
+                 prior=lambda: p_apply("prior"),
+                 likelihood=lambda z: p_apply("likelihood", z))
+
+
+def model_terms(model, params: Params | ParamGroups, x: Array, *,
+                condition: Array | None = None, rngs: Any = None):
+    """``(q, prior, log_likelihood)`` for one example ``x: [*model.event_shape]``.
+
+    q = q(z|x) from the encoder; prior = p(z) (it may have learned parameters, as in the
+    two-stochastic-layer model); ``log_likelihood(z) = log p(x|z)`` (nats) evaluates the
+    decoder at one ``z: [*latent_shape]``. See :func:`bind` for the arguments.
+    """
+    _checks.single_example(x, model.event_shape)
+    m = bind(model, params, condition=condition, rngs=rngs)
+
+    def log_likelihood(z: Array) -> Array:
+        return m.likelihood(z).log_prob(x)
+
+    return m.posterior(x), m.prior(), log_likelihood
+
+
+def batch_parts(batch) -> tuple[Array, Array | None]:
+    """``(x, condition)`` of a batch: an array ``x``, a tuple ``(x, condition)`` or a dict
+    with ``"x"`` and optionally ``"condition"``; condition is None when absent."""
+    if isinstance(batch, Mapping):
+        if "x" not in batch:
+            raise ValueError(f"a dict batch needs an 'x' entry, got keys {sorted(batch)}")
+        return batch["x"], batch.get("condition")
+    if isinstance(batch, tuple):
+        if len(batch) != 2:
+            raise ValueError(f"a tuple batch must be (x, condition), got {len(batch)} parts")
+        return batch
+    return batch, None
+
+
+def check_batch(x, event_shape=None, name: str = "x") -> None:
+    """Raises ValueError for a batch ``x: [batch, *event_shape]`` with the wrong shape
+    or with NaN/inf values. Value checks run only on concrete arrays (not under jit)."""
+    _checks.batch(x, event_shape, name)
+
+
+def map_batch(per_example: Callable, params, x: Array, key: PRNGKey, *extra):
+    """``per_example(params, x_i, key_i, *extra_i)`` vmapped over the batch, with one key
+    per example (``jax.random.split(key, B)``); params are shared."""
+    keys = jax.random.split(key, x.shape[0])
+    in_axes = (None, 0, 0) + (0,) * len(extra)
+    return jax.vmap(per_example, in_axes=in_axes)(params, x, keys, *extra)
+
+
+def batched(per_example: Callable[[Any, Array, Array], Array]):
+    """Vectorizes ``per_example(params, x, key)`` over a batch.
+
+    Returns ``f(params, x: [batch, *event], key) -> [batch, ...]``: the key is split into
+    one key per example and the function is ``jax.vmap``-ed over (x, key); params are shared.
+    """
+
+    def fn(params, x: Array, key: Array):
+        check_batch(x)
+        return map_batch(per_example, params, x, key)
+
+    return fn
+

@@ -1,0 +1,119 @@
+"""Values and gradients of every objective and estimator, pinned before a restructuring.
+
+tests/data/pinned_values.npz was written by scripts/pin_values.py at commit da3325f,
+before the model contract, the estimator objects and the flow/model split: parameters,
+data, per-example values and gradients for six small models (MLP, two stochastic layers,
+planar, radial, IAF and NICE flows), four objectives and seven estimator settings on fixed
+keys. Here the current code recomputes each from the saved parameters and must agree to
+float32 rounding. IAF/NICE parameters are stored in the old layout and mapped by
+tests/flow_param_map.py.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxvae
+
+PINNED = np.load(__file__.replace("test_pinned.py", "data/pinned_values.npz"))
+K = 3
+KEY = jax.random.key(7)
+MODELS = {
+    "mlp": lambda: jaxvae.iwae_mlp(event_shape=(2, 3), latent_dim=3, hidden=(5,)),
+    "two_layer": lambda: jaxvae.iwae_two_layer(event_shape=(6,), z1_dim=3, z2_dim=2,
+                                               hidden1=(5,), hidden2=(4,)),
+    "planar": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,),
+                                      flow="planar", num_flows=2),
+    "radial": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,),
+                                      flow="radial", num_flows=2),
+    "iaf": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,), flow="iaf",
+                                   num_flows=2, flow_hidden=4, context_dim=2),
+    "nice": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,), flow="nice",
+                                    num_flows=2, flow_hidden=4, context_dim=2),
+}
+OBJECTIVES = {"elbo": ("elbo", {}), "elbo_analytic": ("elbo", {"analytic_kl": True}),
+              "elbo_beta": ("elbo", {"beta": 0.5}), "iwae": ("iwae", {})}
+ESTIMATORS = {"reparam": ("reparam", {}), "score_function": ("score_function", {}),
+              "score_function_loo": ("score_function", {"baseline": "leave_one_out"}),
+              "stl": ("stl", {}), "iwae": ("iwae", {}), "dreg": ("dreg", {}), "rws": ("rws", {})}
+
+
+def saved_tree(prefix: str) -> dict:
+    """The nested dict saved under ``prefix`` (keys like ``prefix['params']['encoder']``)."""
+    tree = {}
+    for name in PINNED.files:
+        if not name.startswith(prefix + "["):
+            continue
+        node, keys = tree, re.findall(r"\['([^']*)'\]", name[len(prefix):])
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = jnp.asarray(PINNED[name])
+    return tree
+
+
+def to_current_layout(name, model, tree):
+    if name in ("iaf", "nice"):
+        from flow_param_map import old_to_new
+        return old_to_new(model, tree)
+    return tree
+
+
+def assert_trees_close(got, want):
+    got_leaves, got_def = jax.tree_util.tree_flatten(got)
+    want_leaves, want_def = jax.tree_util.tree_flatten(want)
+    assert got_def == want_def
+    for a, b in zip(got_leaves, want_leaves):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def pinned(request):
+    name = request.param
+    model = MODELS[name]()
+    params = to_current_layout(name, model, saved_tree(f"{name}/params"))
+    return name, model, params, jnp.asarray(PINNED[f"{name}/x"])
+
+
+def test_parameters_have_the_current_structure(pinned):
+    name, model, params, _ = pinned
+    fresh = model.init_params(jax.random.key(0))
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(fresh)
+
+
+def test_objectives_are_unchanged(pinned):
+    name, model, params, x = pinned
+    for obj_name, (objective, options) in OBJECTIVES.items():
+        if f"{name}/objective/{obj_name}/value" not in PINNED:
+            continue
+        loss = jax.jit(jaxvae.make_loss(model, objective, K, **options))
+        (value, _), grads = jax.value_and_grad(loss, has_aux=True)(params, x, KEY)
+        np.testing.assert_allclose(value, PINNED[f"{name}/objective/{obj_name}/value"],
+                                   rtol=1e-6)
+        want = saved_tree(f"{name}/objective/{obj_name}/grad")
+        assert_trees_close(grads, to_current_layout(name, model, want))
+
+
+def test_estimators_are_unchanged(pinned):
+    name, model, params, x = pinned
+    groups = jaxvae.split_params(model, params)
+    for est_name, (estimator, options) in ESTIMATORS.items():
+        surrogate = jaxvae.make_estimator(model, estimator, K, **options)
+        fn = jax.jit(jax.value_and_grad(lambda g: jnp.mean(surrogate(g, x, KEY))))
+        _, grads = fn(groups)
+        np.testing.assert_allclose(surrogate(groups, x, KEY),
+                                   PINNED[f"{name}/estimator/{est_name}/value"], rtol=1e-5)
+        want = saved_tree(f"{name}/estimator/{est_name}/grad")
+        assert_trees_close(jaxvae.merge_params(grads), to_current_layout(name, model, want))
+
+
+def test_make_loss_with_an_estimator_matches_the_pinned_gradient(pinned):
+    """The training factory splits ordinary params itself: same gradient as on groups."""
+    name, model, params, x = pinned
+    loss = jax.jit(jaxvae.make_loss(model, None, K, estimator="dreg"))
+    grads = jax.grad(lambda p: loss(p, x, KEY)[0])(params)
+    want = saved_tree(f"{name}/estimator/dreg/grad")
+    assert_trees_close(jax.tree_util.tree_map(jnp.negative, grads),
+                       to_current_layout(name, model, want))
