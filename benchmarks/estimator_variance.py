@@ -64,7 +64,7 @@ def train_vae(args):
     key_init, key_train = jax.random.split(jax.random.PRNGKey(args.seed))
     state = train.create_train_state(model.init_params(key_init), tx, key_train)
     loss = jaxvae.make_loss(model, args.train_objective, args.train_k)
-    step = train.make_train_step(loss, tx, binarize=True)
+    step = train.make_train_step(loss, tx, preprocess=data.dynamic_binarization)
     start = time.time()
     state = train.fit(state, step, train_x, batch_size=100, num_epochs=1,
                       num_steps=args.train_steps, seed=args.seed, progress=not args.no_progress)
@@ -109,7 +109,8 @@ ELBO_ROWS = [("reparam", "reparameterization, MC KL", {}),
              ("stl", "STL (sticking the landing)", {}),
              ("score_function", "score function (REINFORCE)", {}),
              ("score_function", "score function, leave-one-out baseline",
-              {"baseline": "leave_one_out"})]
+              {"baseline": "leave_one_out"}),
+             ("wake_sleep", "wake-sleep (phi: sleep phase on dreams, not an ELBO gradient)", {})]
 
 
 def estimator_variances(model, params, x, args):

@@ -62,7 +62,7 @@ def run_one(layers, objective, k, train_x, test_x, args):
     num_steps = args.steps or protocol.num_steps
     key_init, key_train, key_eval = jax.random.split(jax.random.PRNGKey(args.seed), 3)
     state = train.create_train_state(model.init_params(key_init), protocol.tx, key_train)
-    step = train.make_train_step(loss_fn, protocol.tx, binarize=True)
+    step = train.make_train_step(loss_fn, protocol.tx, preprocess=data.dynamic_binarization)
     start = time.time()
     state = train.fit(state, step, train_x, batch_size=args.batch_size, num_epochs=1,
                       num_steps=num_steps, seed=args.seed, progress=not args.no_progress)
@@ -72,7 +72,7 @@ def run_one(layers, objective, k, train_x, test_x, args):
     ll = evaluate.log_likelihood(model, state.params, test_x, key_eval, args.eval_k,
                                  progress=not args.no_progress)
     eval_seconds = time.time() - start
-    _, variances = evaluate.active_units(model, state.params, test_x)
+    _, variances = evaluate.active_units(model, state.params, test_x, key=jax.random.key(0))
     return {"layers": layers, "objective": objective, "k": k,
             "nll": float(-np.mean(ll)), "stderr": float(np.std(ll) / np.sqrt(len(ll))),
             "active_units": _active_units(layers, variances), "steps": int(num_steps),

@@ -69,7 +69,7 @@ def minibatch_grad_fn(model, num_data: int, batch_size: int):
         x, y = xy
         k_idx, k_noise = jax.random.split(key)
         idx = jax.random.choice(k_idx, x.shape[0], (batch_size,), replace=False)
-        g = jax.grad(lambda p: -num_data * loss(p, x[idx], y[idx], k_noise)[0])(params)
+        g = jax.grad(lambda p: -num_data * loss(p, (x[idx], y[idx]), k_noise)[0])(params)
         return {f"{where}_{param}": g["params"][name][param]
                 for where, name in zip(("bottom", "top"), names)
                 for param in ("kernel", "log_alpha_raw")}

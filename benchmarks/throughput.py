@@ -221,7 +221,7 @@ def make_jaxvae(params0, x, k):
     model = jaxvae.iwae_mlp()
     loss = jaxvae.make_loss(model, "iwae", k)
     tx = optax.adam(LR)
-    step = jaxvae.make_train_step(loss, tx, binarize=False)
+    step = jaxvae.make_train_step(loss, tx)
     box = {"state": jaxvae.create_train_state(_copy_tree(params0), tx, jax.random.PRNGKey(0))}
 
     def one():

@@ -52,7 +52,7 @@ def train_and_evaluate(flow: str, num_flows: int, train_x, test_x, *, steps: int
     tx = optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.1))
     state = train.create_train_state(model.init_params(key_init), tx, key_train)
     step = train.make_train_step(jaxvae.make_loss(model, "elbo", num_samples), tx,
-                                 binarize=True)
+                                 preprocess=data.dynamic_binarization)
     start = time.time()
     state = train.fit(state, step, train_x, batch_size=batch_size, num_epochs=1,
                       num_steps=steps, seed=seed, progress=progress)
@@ -63,7 +63,7 @@ def train_and_evaluate(flow: str, num_flows: int, train_x, test_x, *, steps: int
                                  progress=progress)
     eval_seconds = time.time() - start
     elbo = evaluate.log_likelihood(model, state.params, test_x, key_elbo, 1, progress=False)
-    num_active, _ = evaluate.active_units(model, state.params, test_x)
+    num_active, _ = evaluate.active_units(model, state.params, test_x, key=jax.random.key(0))
     return {"flow": flow if num_flows else "diagonal", "num_flows": num_flows,
             "nll": float(-np.mean(ll)), "stderr": float(np.std(ll) / np.sqrt(len(ll))),
             "elbo": float(np.mean(elbo)), "active_units": num_active, "steps": steps,

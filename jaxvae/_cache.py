@@ -22,6 +22,7 @@ class CompileCache:
         self._items: OrderedDict = OrderedDict()
 
     def get(self, key: Any, build: Callable[[], Any]) -> Any:
+        """Args: ``key`` (hashable to be cached), ``build()``. Returns: the cached value."""
         try:
             value = self._items.pop(key)
         except KeyError:
@@ -34,6 +35,7 @@ class CompileCache:
         return value
 
     def clear(self) -> None:
+        """Drops every cached entry; returns None."""
         self._items.clear()
 
     def __len__(self) -> int:

@@ -214,7 +214,7 @@ def _final_bounds(model, params, x, key, eval_k: int, progress: bool) -> dict:
     k1, k2 = jax.random.split(key)
     elbo = evaluate.log_likelihood(model, params, x, k1, num_samples=1, progress=False)
     iwae = evaluate.log_likelihood(model, params, x, k2, num_samples=eval_k, progress=progress)
-    active, _ = evaluate.active_units(model, params, x)
+    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
     return {"test_elbo": float(np.mean(elbo)), f"test_iwae_k{eval_k}": float(np.mean(iwae)),
             "active_units": int(active), "num_test": int(x.shape[0])}
 
@@ -243,7 +243,7 @@ def cmd_train(args) -> dict:
     state = train.create_train_state(model.init_params(key_init), tx, key_train)
     mesh = train.data_mesh() if jax.device_count() > 1 and \
         args.batch_size % jax.device_count() == 0 else None
-    step = train.make_train_step(loss_fn, tx, binarize=True, mesh=mesh)
+    step = train.make_train_step(loss_fn, tx, preprocess=data.dynamic_binarization, mesh=mesh)
     valid_x = jnp.asarray(test_x[:1000])
     elbo_fn = jax.jit(jaxvae.make_objective(model, "elbo", 1))
     eval_fn = lambda s: {"eval_elbo": jnp.mean(elbo_fn(s.params, valid_x, key_eval))}
@@ -264,9 +264,11 @@ def cmd_train(args) -> dict:
     pkey = jax.random.PRNGKey(args.seed + 1)
     plots.save_samples(model, state.params, pkey, os.path.join(out, "samples.png"))
     plots.save_reconstructions(model, state.params, test_x[:32],
-                               os.path.join(out, "reconstructions.png"))
+                               os.path.join(out, "reconstructions.png"),
+                               key=jax.random.fold_in(pkey, 1))
     plots.save_interpolation(model, state.params, test_x[0], test_x[1],
-                             os.path.join(out, "interpolation.png"))
+                             os.path.join(out, "interpolation.png"),
+                             key=jax.random.fold_in(pkey, 2))
     print(f"test ELBO {results['test_elbo']:.2f} nats, IWAE (k={args.eval_k}) "
           f"{results[f'test_iwae_k{args.eval_k}']:.2f} nats, active units "
           f"{results['active_units']}, on {results['num_test']} test images "
@@ -290,7 +292,8 @@ def cmd_eval(args) -> dict:
     ll = evaluate.log_likelihood(model, params, x, jax.random.PRNGKey(args.seed),
                                  num_samples=args.k, progress=not args.no_progress)
     seconds = time.time() - start
-    active, _ = evaluate.active_units(model, params, x)
+    active, _ = evaluate.active_units(model, params, x,
+                                      key=jax.random.fold_in(jax.random.PRNGKey(args.seed), 2))
     results = {"split": args.split, "num_examples": int(x.shape[0]), "k": args.k,
                "log_likelihood": float(np.mean(ll)), "nll": float(-np.mean(ll)),
                "stderr": float(np.std(ll) / np.sqrt(len(ll))), "active_units": int(active),

@@ -1,24 +1,18 @@
 """Gradient estimators as surrogate objectives.
 
-An estimator is a small frozen object whose :meth:`Estimator.surrogate` returns, for one
-example, a scalar whose *value* is the objective (an ELBO or an IWAE bound on log p(x), in
-nats) and whose ``jax.grad`` is the gradient estimator: swapping estimators never changes
-the logged numbers, only the gradients. Estimators take the parameters split into the
-inference network (phi, of q(z|x)) and the generative network (theta, of p(z) and
-p(x|z)) as :class:`jaxvae.ParamGroups`; each group is applied alone (see
-:func:`jaxvae.bind`), so a parameter in the wrong group is an error, not a wrong gradient.
-:func:`jaxvae.make_loss` (``estimator=...``) splits ordinary parameters itself.
+:meth:`Estimator.surrogate` returns, for one example, a scalar whose *value* is the objective
+(ELBO_k or IWAE_k, nats) and whose ``jax.grad`` is the gradient estimator: swapping
+estimators changes the gradients, never the logged numbers. Parameters come split into
+inference phi (q(z|x)) and generative theta (p(z), p(x|z)) as :class:`jaxvae.ParamGroups`,
+each applied alone (:func:`jaxvae.bind`): a parameter in the wrong group is an error, not a
+wrong gradient. :func:`jaxvae.make_loss` (``estimator=...``) splits ordinary parameters.
 
-Notation: k = num_samples, w_i = p(x, z_i) / q(z_i|x), w~_i = w_i / sum_j w_j.
-``Reparam``, ``ScoreFunction`` and ``STL`` are unbiased for the gradient of ELBO_k;
-``IWAE`` and ``DReG`` for the gradient of IWAE_k; ``RWS`` and ``WakeSleep`` follow other
-objectives for phi (their values are still IWAE_k and ELBO_k). Flow posteriors
-(``distrax.Transformed``) work with all but the sleep phase of ``WakeSleep``, including
-planar and radial flows that have no inverse (see :func:`log_q_views`).
+Notation: k = num_samples, w_i = p(x, z_i) / q(z_i|x), w~_i = w_i / sum_j w_j. ``Reparam``,
+``ScoreFunction``, ``STL`` are unbiased for grad ELBO_k, ``IWAE``, ``DReG`` for grad IWAE_k;
+``RWS``, ``WakeSleep`` follow other objectives for phi (values IWAE_k, ELBO_k). Flow
+posteriors, even planar and radial ones (no inverse), work with all but the sleep phase of
+``WakeSleep`` (see :func:`log_q_views`). Example::
 
-Example::
-
-    model = jaxvae.iwae_mlp()
     groups = jaxvae.split_params(model, model.init_params(key))
     surrogate = jaxvae.make_estimator(model, "dreg", num_samples=50)
     grads = jax.grad(lambda g: jnp.mean(surrogate(g, x, key)))(groups)   # ParamGroups
@@ -69,7 +63,11 @@ class EstimatorTerms(NamedTuple):
 
 def estimator_terms(model, groups: ParamGroups, x: Array, *, condition=None,
                     rngs=None) -> EstimatorTerms:
-    """:class:`EstimatorTerms` for one example ``x: [*event_shape]``."""
+    """:class:`EstimatorTerms` for one example ``x: [*event_shape]``.
+
+    Args: ``model``, ``groups`` (:class:`ParamGroups`), ``x``, ``condition``, ``rngs`` as in
+      :func:`jaxvae.bind`. Returns: the terms (``q`` over ``[*latent]``, batch shape ``()``).
+    """
     q, prior, log_likelihood = terms.model_terms(model, groups, x, condition=condition,
                                                  rngs=rngs)
     _checks.same_event_shape(q, prior)
@@ -100,6 +98,9 @@ def log_q_views(t: EstimatorTerms, key: PRNGKey, k: int) -> LogQViews:
     J = df/dz_0 (one Jacobian of the flow and one D x D solve per sample),
     path_log_q(z') = log q(z) + s . (z' - z) and fixed_log_q = log q(z(phi)) - s . z(phi),
     i.e. the total derivative minus the path derivative.
+
+    Args: ``t`` from :func:`estimator_terms`, ``key`` a PRNG key, ``k`` >= 1 samples.
+    Returns: :class:`LogQViews` with ``z: [k, *latent]`` and log q values ``[k]`` (nats).
     """
     q = t.q
     if not isinstance(q, distrax.Transformed):
@@ -142,9 +143,12 @@ def _scale_path(z, scale: Array):
 
 
 def dream(key: PRNGKey, model: terms.Bound, num: int) -> tuple[Array, Array]:
-    """``num`` dreams (z_j, x_j) ~ p(z) p(x|z): ``z: [num, *latent]``, ``x: [num, *event]``
-    (float32), both with stopped gradients. Key use: ``key_z, key_x = split(key)``; x_j is
-    drawn with ``split(key_x, num)[j]``."""
+    """Dreams (z_j, x_j) ~ p(z) p(x|z), j = 1..num, with stopped gradients.
+
+    Args: ``key`` (``key_z, key_x = split(key)``; x_j is drawn with ``split(key_x, num)[j]``),
+      ``model`` a :class:`jaxvae.terms.Bound`, ``num`` >= 1.
+    Returns: ``(z: [num, *latent], x: [num, *event] float32)``.
+    """
     key_z, key_x = jax.random.split(key)
     z = model.prior().sample(seed=key_z, sample_shape=(num,))
     x = jax.vmap(lambda zj, kj: model.likelihood(zj).sample(seed=kj))(
@@ -160,9 +164,15 @@ class Estimator:
     objective: ClassVar[str]   # "elbo" or "iwae": what the surrogate's value is
 
     def check(self, num_samples: int) -> None:
-        """Raises ValueError for settings that cannot work with ``num_samples``."""
+        """Raises ValueError for settings that cannot work with ``num_samples``; else None."""
 
     def surrogate(self, key: PRNGKey, t: EstimatorTerms, num_samples: int) -> Array:
+        """Surrogate for one example: its value is the objective, its gradient the estimator.
+
+        Args: ``key`` (PRNG key of z_1..z_k ~ q(z|x)), ``t`` from :func:`estimator_terms`,
+          ``num_samples`` k >= 1.
+        Returns: a scalar, ELBO_k or IWAE_k (as ``objective`` says) in nats.
+        """
         raise NotImplementedError
 
 
@@ -176,6 +186,7 @@ class Reparam(Estimator):
     objective: ClassVar[str] = "elbo"
 
     def surrogate(self, key, t, num_samples):
+        """ELBO_k (nats) with its pathwise gradient; see :meth:`Estimator.surrogate`."""
         return objectives.elbo(key, t.q, t.prior, t.log_likelihood, num_samples,
                                analytic_kl=self.analytic_kl)
 
@@ -192,6 +203,7 @@ class ScoreFunction(Estimator):
     objective: ClassVar[str] = "elbo"
 
     def check(self, num_samples):
+        """Raises ValueError for an unknown baseline, or leave-one-out with k < 2."""
         if isinstance(self.baseline, str):
             if self.baseline != "leave_one_out":
                 raise ValueError("baseline must be None, a number or 'leave_one_out', "
@@ -200,6 +212,7 @@ class ScoreFunction(Estimator):
                 raise ValueError("the leave-one-out baseline needs num_samples >= 2")
 
     def surrogate(self, key, t, num_samples):
+        """ELBO_k (nats) with the score-function gradient for phi; see the class docstring."""
         d = log_q_views(t, key, num_samples)
         z = _tree_stop(d.z)
         log_q = d.fixed_log_q()
@@ -223,6 +236,7 @@ class STL(Estimator):
     objective: ClassVar[str] = "elbo"
 
     def surrogate(self, key, t, num_samples):
+        """ELBO_k (nats) with the STL gradient (path derivative only) for phi."""
         d = log_q_views(t, key, num_samples)
         return jnp.mean(_log_joint(t, d.z) - d.path_log_q(d.z))
 
@@ -236,6 +250,7 @@ class IWAE(Estimator):
     objective: ClassVar[str] = "iwae"
 
     def surrogate(self, key, t, num_samples):
+        """IWAE_k (nats) with its pathwise gradient; see :meth:`Estimator.surrogate`."""
         return objectives.iwae_bound(key, t.q, t.prior, t.log_likelihood, num_samples)
 
 
@@ -250,6 +265,7 @@ class DReG(Estimator):
     objective: ClassVar[str] = "iwae"
 
     def surrogate(self, key, t, num_samples):
+        """IWAE_k (nats) with the DReG gradient for phi and the IWAE gradient for theta."""
         d = log_q_views(t, key, num_samples)
 
         def log_w(z):
@@ -274,6 +290,7 @@ class RWS(Estimator):
     objective: ClassVar[str] = "iwae"
 
     def surrogate(self, key, t, num_samples):
+        """IWAE_k (nats) with the wake-phi and wake-theta gradients of RWS."""
         d = log_q_views(t, key, num_samples)
         z = _tree_stop(d.z)
         log_q = d.fixed_log_q()
@@ -291,10 +308,9 @@ class WakeSleep(Estimator):
     Wake (theta): (1/k) sum_i grad_theta log p(x, z_i), z_i ~ q(z|x) not differentiated.
     Sleep (phi): (1/k) sum_j grad_phi log q(z_j|x_j) on dreams (z_j, x_j) ~ p(z) p(x|z)
     (see :func:`dream`; the wake samples use ``key`` as :func:`jaxvae.elbo` does, the dreams
-    ``fold_in(key, 1)``). The sleep phase
-    descends KL(p(z|x) || q(z|x)) averaged over the model's own data, not a bound; the
-    value is ELBO_k on the wake samples. It needs log q at the dreamed z, so a planar or
-    radial flow posterior (no inverse) is refused.
+    ``fold_in(key, 1)``). The sleep phase descends KL(p(z|x) || q(z|x)) averaged over the
+    model's own data, not a bound; the value is ELBO_k on the wake samples. It needs log q
+    at the dreamed z, so a planar or radial flow posterior (no inverse) is refused.
     References: Hinton, Dayan, Frey & Neal (1995), The wake-sleep algorithm for
     unsupervised neural networks; Dayan, Hinton, Neal & Zemel (1995), The Helmholtz machine.
     """
@@ -303,6 +319,7 @@ class WakeSleep(Estimator):
     objective: ClassVar[str] = "elbo"
 
     def surrogate(self, key, t, num_samples):
+        """ELBO_k (nats) on the wake samples; wake gradient for theta, sleep for phi."""
         z, log_q = t.q.sample_and_log_prob(seed=key, sample_shape=(num_samples,))
         log_px_z, log_pz = objectives.log_joint(t.prior, t.log_likelihood, _tree_stop(z))
         z_dream, x_dream = dream(jax.random.fold_in(key, 1), t.model, num_samples)
@@ -319,7 +336,11 @@ ESTIMATORS = tuple(_REGISTRY)
 
 
 def get_estimator(estimator: str | Estimator, **options) -> Estimator:
-    """An :class:`Estimator` from its name and options (or the object itself)."""
+    """An :class:`Estimator` from its name and options (or the object itself).
+
+    Args: a name in :data:`ESTIMATORS` with the estimator's fields as ``**options``, or an
+      :class:`Estimator` (no options). Returns: it; ValueError for unknown names or options.
+    """
     if isinstance(estimator, Estimator):
         if options:
             raise ValueError(f"options {sorted(options)} given with an Estimator object")

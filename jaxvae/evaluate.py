@@ -56,9 +56,7 @@ _LL_FNS = CompileCache()
 def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int = 100):
     """Jitted chunked IWAE estimate of log p(x) for a batch with one key per example.
 
-    Returns ``fn(params, x: [B, *event], keys: [B] (or raw [B, 2])) -> [B]`` (B is the batch the
-    caller passes; each distinct B compiles once). For example i with key ``key_i`` it
-    computes
+    For example i with key ``key_i`` the returned function computes
 
         log p(x_i) ~= L_k = logsumexp_{j=1..k} log w_ij - log k,
         log w_ij = log p(x_i|z_ij) + log p(z_ij) - log q(z_ij|x_i),  z_ij ~ q(z|x_i),
@@ -74,6 +72,18 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
 
     Peak memory: O(B * sample_chunk * (latent_dim + data_dim + decoder width)) floats
     for the samples and decoder activations of one chunk, independent of k.
+
+    Args:
+      model: a VAE as in :func:`jaxvae.model_terms`.
+      num_samples: k >= 1 importance samples per example.
+      sample_chunk: samples drawn at once per example (>= 1).
+
+    Returns:
+      ``fn(params, x: [B, *event], keys: [B] (or raw [B, 2])) -> [B]`` log p(x) estimates in
+      nats (B is the batch the caller passes; each distinct B compiles once).
+
+    References:
+      Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, eq. (8).
     """
     num_samples = _checks.num_samples(num_samples)
     sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
@@ -110,7 +120,7 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
                    progress: bool = False) -> np.ndarray:
     """IWAE estimate of log p(x) per example, in nats (the test-NLL protocol, k = 5000).
 
-    L_k(x) = log (1/k) sum_{j=1}^k p(x, z_j) / q(z_j|x),  z_j ~ q(z|x)  (Burda et al., 2015)
+    L_k(x) = log (1/k) sum_{j=1}^k p(x, z_j) / q(z_j|x),  z_j ~ q(z|x),
 
     a stochastic lower bound with E[L_k] <= log p(x), rising to log p(x) as k grows. The
     test NLL of a dataset is ``-log_likelihood(...).mean()``.
@@ -138,6 +148,9 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
 
     Returns:
       ``[N]`` numpy array of log-likelihood estimates in nats.
+
+    References:
+      Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, Sec. 5.
     """
     num_samples = _checks.num_samples(num_samples)
     sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
@@ -199,7 +212,7 @@ def _closed_form_mean(q, prior, key):
 
 def active_units(model, params, x, threshold: float = 0.01, batch_size: int = 500,
                  key: Array | None = None) -> tuple[int, np.ndarray]:
-    """Number of active latent units (Burda et al., 2015, Sec. 5.2).
+    """Number of active latent units.
 
     Unit u is active if  A_u = Var_x( E_{q(z|x)}[z_u] ) > threshold  (0.01 in the paper),
     i.e. its posterior mean ``q.mean()`` varies across the data. The variance is the
@@ -208,13 +221,18 @@ def active_units(model, params, x, threshold: float = 0.01, batch_size: int = 50
     (split into one key per example), and raise ValueError without one.
 
     Args:
+      model: a VAE with a vector latent ``z: [latent_dim]`` (see :func:`jaxvae.model_terms`).
+      params: its parameters.
       x: ``[N, *model.event_shape]``.
       threshold: activity threshold, >= 0.
       batch_size: examples per jitted call.
       key: PRNG key for Monte Carlo posterior means; None for closed-form means only.
 
     Returns:
-      ``(num_active, variances)``: an int and a ``[latent_dim]`` numpy array of A_u.
+      ``(num_active, variances)``: an int and a ``[latent_dim]`` float64 numpy array of A_u.
+
+    References:
+      Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, Sec. 5.2.
     """
     if not threshold >= 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
@@ -255,11 +273,16 @@ def kl_per_dimension(model, params, x, batch_size: int = 500) -> np.ndarray:
     units with KL_u near 0 are collapsed onto the prior.
 
     Args:
+      model: a VAE with diagonal Gaussian q(z|x) and p(z) over ``[latent_dim]``.
+      params: its parameters.
       x: ``[N, *model.event_shape]``.
       batch_size: examples per jitted call.
 
     Returns:
-      ``[latent_dim]`` numpy array, nats.
+      ``[latent_dim]`` float64 numpy array, nats.
+
+    References:
+      Kingma & Welling (2014), Auto-Encoding Variational Bayes, Appendix B (the Gaussian KL).
     """
     _checks.batch(x, model.event_shape)
     x = np.asarray(x)

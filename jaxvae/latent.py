@@ -33,7 +33,11 @@ def posterior_mean(q, key: PRNGKey | None = None) -> Array:
     """E_q[z] for one example: ``q.mean()`` where it has a closed form, else a Monte Carlo
     average of ``MEAN_SAMPLES`` draws with ``key`` (e.g. the two-layer posterior
     q(z1|x) q(z2|z1), whose z2 mean has no closed form, or a flow). Raises ValueError
-    when a Monte Carlo mean is needed and no key is given."""
+    when a Monte Carlo mean is needed and no key is given.
+
+    Args: ``q`` over ``[*latent]`` (batch shape ``()``), ``key`` (PRNG key or None).
+    Returns: ``[*latent]``.
+    """
     try:
         return q.mean()
     except NotImplementedError:
@@ -70,7 +74,12 @@ def _check_example(x, model, name: str) -> Array:
 
 
 def decode(model, params, z: Array) -> Array:
-    """Mean of p(x|z) for each row: ``z: [num, latent_dim] -> [num, *event]``."""
+    """Mean of p(x|z) for each row of ``z``.
+
+    Args: ``model`` (vector latent), ``params``, ``z: [num, latent_dim]``.
+    Returns: ``[num, *event]`` decoder means (Bernoulli probabilities in [0, 1] for
+      Bernoulli heads); TypeError when the decoder's distribution has no mean.
+    """
     z = _check_z(z, model)
 
     def mean(z_i):
@@ -89,6 +98,9 @@ def encode_mean(model, params, x: Array, key: PRNGKey | None = None) -> Array:
 
     ``key`` is needed only for a posterior without a closed-form mean (see
     :func:`posterior_mean`); example i then uses ``jax.random.split(key, N)[i]``.
+
+    Args: ``model``, ``params``, ``x: [N, *event]``, ``key`` (PRNG key or None).
+    Returns: ``[N, latent_dim]``.
     """
     _checks.batch(x, model.event_shape)
     x = jnp.asarray(x)
@@ -102,7 +114,8 @@ def encode_mean(model, params, x: Array, key: PRNGKey | None = None) -> Array:
 def sample_prior(model, params, key: Array, num: int) -> Array:
     """Images from the generative model: z_i ~ p(z), x_i = E[x | z_i].
 
-    Returns ``[num, *event]`` (decoder means, e.g. Bernoulli probabilities).
+    Args: ``model``, ``params``, ``key`` (PRNG key of the z_i), ``num`` >= 1.
+    Returns: ``[num, *event]`` decoder means (e.g. Bernoulli probabilities in [0, 1]).
     """
     num = _checks.integer(num, "num", 1)
     z = terms.bind(model, params).prior().sample(seed=key, sample_shape=(num,))
@@ -114,6 +127,9 @@ def reconstruct(model, params, x: Array, key: Array | None = None) -> Array:
 
     With ``key=None`` z = E_q[z|x] (the posterior mean); otherwise one sample
     z_i ~ q(z|x_i) per example, using ``jax.random.split(key, N)``.
+
+    Args: ``model``, ``params``, ``x: [N, *event]``, ``key`` (PRNG key or None).
+    Returns: ``[N, *event]`` decoder means.
     """
     _checks.batch(x, model.event_shape)
     x = jnp.asarray(x)
@@ -138,15 +154,15 @@ def _check_endpoints(z0, z1, num):
 def lerp(z0: Array, z1: Array, num: int) -> Array:
     """Linear interpolation z(t) = (1 - t) z0 + t z1 at t = 0, 1/(num-1), ..., 1.
 
-    ``z0, z1: [latent_dim]``, ``num >= 2`` -> ``[num, latent_dim]`` (rows 0 and -1 are
-    the endpoints).
+    Args: ``z0, z1: [latent_dim]``, ``num >= 2``.
+    Returns: float32 ``[num, latent_dim]`` (rows 0 and -1 are the endpoints).
     """
     z0, z1, t = _check_endpoints(z0, z1, num)
     return (1.0 - t)[:, None] * z0 + t[:, None] * z1
 
 
 def slerp(z0: Array, z1: Array, num: int, eps: float = 1e-6) -> Array:
-    """Spherical linear interpolation (Shoemake, 1985; White, 2016).
+    """Spherical linear interpolation between two latent vectors.
 
     z(t) = sin((1 - t) theta) / sin(theta) z0 + sin(t theta) / sin(theta) z1,
     cos(theta) = <z0, z1> / (|z0| |z1|),  t = 0, 1/(num-1), ..., 1.
@@ -154,7 +170,12 @@ def slerp(z0: Array, z1: Array, num: int, eps: float = 1e-6) -> Array:
     For equal-norm endpoints every z(t) has that norm (a great-circle arc); otherwise the
     norm varies smoothly between them. When sin(theta) < ``eps`` (nearly parallel or
     anti-parallel endpoints, or a zero vector) the arc is undefined and the result is
-    :func:`lerp`. ``z0, z1: [latent_dim]`` -> ``[num, latent_dim]``; jit-compatible.
+    :func:`lerp`. Jit-compatible.
+
+    Args: ``z0, z1: [latent_dim]``, ``num >= 2``, ``eps`` > 0 the degeneracy threshold.
+    Returns: float32 ``[num, latent_dim]`` (rows 0 and -1 are the endpoints).
+
+    References: Shoemake (1985); White (2016), Sampling Generative Networks.
     """
     z0, z1, t = _check_endpoints(z0, z1, num)
     norms = jnp.linalg.norm(z0) * jnp.linalg.norm(z1)
@@ -174,8 +195,13 @@ def interpolate(model, params, x0: Array, x1: Array, num: int,
     """Decoded path between the posterior means of two examples.
 
     z0 = E_q[z|x0], z1 = E_q[z|x1]; the path is ``slerp`` or ``lerp`` (see those) and
-    each point is decoded to the mean of p(x|z). ``x0, x1: [*event]`` ->
-    ``[num, *event]``; the first and last images are the reconstructions of x0 and x1.
+    each point is decoded to the mean of p(x|z).
+
+    Args: ``model``, ``params``, ``x0, x1: [*event]``, ``num >= 2``, ``method``
+      (``"slerp"`` or ``"lerp"``), ``key`` (for Monte Carlo posterior means, or None).
+    Returns: ``[num, *event]``; the first and last images reconstruct x0 and x1.
+
+    References: White (2016), Sampling Generative Networks.
     """
     if method not in _INTERPOLATIONS:
         raise ValueError(f"unknown interpolation method {method!r}; expected one of "
@@ -191,8 +217,11 @@ def traverse(model, params, x: Array, dim: int, values,
              key: PRNGKey | None = None) -> Array:
     """Latent traversal: vary unit ``dim`` of the posterior mean of ``x``, keep the rest.
 
-    z_i = E_q[z|x] with z_i[dim] = values[i]; returns the decoded means
-    ``[len(values), *event]`` for ``x: [*event]``, ``values: [num]``.
+    z_i = E_q[z|x] with z_i[dim] = values[i], decoded to the means of p(x|z_i).
+
+    Args: ``model``, ``params``, ``x: [*event]``, ``dim`` in [0, latent_dim), ``values:
+      [num]`` the latent values to set, ``key`` (for Monte Carlo posterior means, or None).
+    Returns: ``[num, *event]``.
     """
     latent_dim = _latent_dim(model)
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) \
@@ -209,11 +238,16 @@ def traverse(model, params, x: Array, dim: int, values,
 
 def attribute_vector(model, params, x_with: Array, x_without: Array,
                      key: PRNGKey | None = None) -> Array:
-    """Attribute vector (White, 2016): the difference of mean posterior means.
+    """Attribute vector: the difference of mean posterior means of two sets of examples.
 
     a = mean_{x in x_with} E_q[z|x] - mean_{x in x_without} E_q[z|x].
-    Adding a to an encoding adds the attribute. ``x_with: [N1, *event]``,
-    ``x_without: [N2, *event]`` -> ``[latent_dim]``.
+    Adding a to an encoding adds the attribute.
+
+    Args: ``model``, ``params``, ``x_with: [N1, *event]``, ``x_without: [N2, *event]``,
+      ``key`` (for Monte Carlo posterior means, or None).
+    Returns: ``a: [latent_dim]``.
+
+    References: White (2016), Sampling Generative Networks.
     """
     _checks.batch(x_with, model.event_shape, name="x_with")
     _checks.batch(x_without, model.event_shape, name="x_without")

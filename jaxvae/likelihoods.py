@@ -66,6 +66,7 @@ class BernoulliLogits(distrax.Independent):
         super().__init__(distrax.Bernoulli(logits=logits), reinterpreted_batch_ndims=event_ndims)
 
     def log_prob(self, value: Array) -> Array:
+        """Args: ``value: [*batch, *event]`` in [0, 1]. Returns: ``[*batch]`` log p, nats."""
         logits = self.distribution.logits
         shape = jnp.broadcast_shapes(jnp.shape(value), logits.shape)
         per_pixel = _bernoulli_log_prob(jnp.broadcast_to(value, shape).astype(logits.dtype),
@@ -82,9 +83,15 @@ class Bernoulli:
     """
 
     def raw_shape(self, event_shape):
+        """Args: ``event_shape``. Returns: the decoder output shape, the same (logits)."""
         return tuple(event_shape)
 
     def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        """p(x|z) from the decoder output ``raw: [*batch, *event]`` (logits).
+
+        Args: ``raw``; ``event_ndims``, the rank of the event (default: no batch axes).
+        Returns: a :class:`BernoulliLogits` with event shape ``[*event]``; log_prob in nats.
+        """
         return BernoulliLogits(raw, _ndims(raw, event_ndims, 0))
 
 
@@ -103,9 +110,15 @@ class Gaussian:
             raise ValueError(f"Gaussian scale must be positive, got {self.scale}")
 
     def raw_shape(self, event_shape):
+        """Args: ``event_shape``. Returns: the decoder output shape, the same (means)."""
         return tuple(event_shape)
 
     def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        """p(x|z) from the decoder output ``raw: [*batch, *event]`` (means).
+
+        Args: ``raw``; ``event_ndims``, the rank of the event (default: no batch axes).
+        Returns: a distribution with event shape ``[*event]``; log_prob in nats.
+        """
         dist = distrax.Normal(raw, jnp.full_like(raw, self.scale))
         return _independent(dist, _ndims(raw, event_ndims, 0))
 
@@ -121,9 +134,15 @@ class LearnedGaussian:
     min_scale: float = 0.0
 
     def raw_shape(self, event_shape):
+        """Args: ``event_shape``. Returns: the decoder output shape ``(*event_shape, 2)``."""
         return (*event_shape, 2)
 
     def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        """p(x|z) from ``raw: [*batch, *event, 2]`` (means, unconstrained scales).
+
+        Args: ``raw``; ``event_ndims``, the rank of the event (default: no batch axes).
+        Returns: a distribution with event shape ``[*event]``; log_prob in nats.
+        """
         mean, raw_scale = raw[..., 0], raw[..., 1]
         scale = jax.nn.softplus(raw_scale) + self.min_scale
         return _independent(distrax.Normal(mean, scale), _ndims(raw, event_ndims, 1))
@@ -143,9 +162,15 @@ class Categorical:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
 
     def raw_shape(self, event_shape):
+        """Args: ``event_shape``. Returns: the output shape ``(*event_shape, num_classes)``."""
         return (*event_shape, self.num_classes)
 
     def __call__(self, raw: Array, event_ndims: int | None = None) -> distrax.Distribution:
+        """p(x|z) from the decoder output ``raw: [*batch, *event, num_classes]`` (logits).
+
+        Args: ``raw``; ``event_ndims``, the rank of the event (default: no batch axes).
+        Returns: a distribution over integer classes ``[*event]``; log_prob in nats.
+        """
         return _independent(distrax.Categorical(logits=raw), _ndims(raw, event_ndims, 1))
 
 
@@ -153,7 +178,10 @@ _HEADS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "learned_gaussian": Lear
 
 
 def get_head(name: str, **kwargs):
-    """Head by name: ``bernoulli``, ``gaussian`` (fixed ``scale=``), ``learned_gaussian``."""
+    """Head by name: ``bernoulli``, ``gaussian`` (fixed ``scale=``), ``learned_gaussian``.
+
+    Args: ``name``; ``**kwargs``, the head's fields. Returns: the head (a frozen dataclass).
+    """
     if name not in _HEADS:
         raise ValueError(f"unknown likelihood {name!r}; expected one of {sorted(_HEADS)}")
     return _HEADS[name](**kwargs)

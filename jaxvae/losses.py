@@ -72,6 +72,10 @@ def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
         inference and generative groups inside (explicit :class:`jaxvae.ParamGroups` are
         accepted too; gradients have the structure of what was passed).
       **options: the objective's options (``analytic_kl``, ``beta``), or the estimator's.
+
+    Returns:
+      ``loss(params, batch, key) -> (loss, {"bound": bound})``: scalars in nats per example,
+      ``batch`` as in :func:`make_objective`.
     """
     if estimator is None:
         if objective is None:

@@ -52,6 +52,11 @@ def log_joint(prior: distrax.Distribution, log_likelihood: LogLikelihood,
     """(log p(x|z_i), log p(z_i)) for ``z: [k, *latent]``, each ``[k]`` (nats).
 
     ``log_likelihood`` is vmapped over the k samples and must return a scalar per z.
+
+    Args: ``prior`` p(z) over ``[*latent]``; ``log_likelihood: z -> log p(x|z)``;
+      ``z: [k, *latent]``.
+
+    Returns: ``(log_px_z, log_pz)``, each ``[k]`` in nats.
     """
     log_px_z = jax.vmap(log_likelihood)(z)
     if log_px_z.shape != z.shape[:1]:
@@ -110,7 +115,9 @@ def log_weights(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distributi
 def log_mean_exp(log_w: Array, axis: int = 0) -> Array:
     """log (1/k) sum_i exp(log_w_i) along ``axis``, computed stably with logsumexp.
 
-    Args: ``log_w: [..., k, ...]``. Returns: ``log_w`` reduced over ``axis``.
+    Args: ``log_w: [..., k, ...]`` log-weights (nats); ``axis`` the k axis.
+
+    Returns: ``log_w`` reduced over ``axis`` (nats).
     """
     k = log_w.shape[axis]
     return jax.nn.logsumexp(log_w, axis=axis) - math.log(k)
@@ -207,7 +214,11 @@ def diag_gaussian_params(dist: distrax.Distribution) -> tuple[Array, Array] | No
     """``(loc, scale)`` of a diagonal Gaussian over one event axis, else None.
 
     Recognizes ``distrax.MultivariateNormalDiag`` and ``Independent(Normal)`` with one
-    reinterpreted axis; each array is ``[*batch, latent]``.
+    reinterpreted axis.
+
+    Args: ``dist``, any distrax distribution.
+
+    Returns: ``(loc, scale)``, each ``[*batch, latent]``, or None for other distributions.
     """
     if isinstance(dist, distrax.MultivariateNormalDiag):
         return dist.loc, dist.scale_diag
@@ -226,7 +237,9 @@ def kl_divergence(q: distrax.Distribution, prior: distrax.Distribution) -> Array
 
     Args: ``q`` and ``prior`` for one example, the same event shape, batch shape ``()``.
 
-    Returns: a scalar.
+    Returns: a scalar, nats.
+
+    References: Kingma & Welling (2014), Auto-Encoding Variational Bayes, Appendix B.
     """
     _checks.same_event_shape(q, prior)
     params_q, params_p = diag_gaussian_params(q), diag_gaussian_params(prior)

@@ -23,7 +23,10 @@ __all__ = ["image_grid", "save_grid", "save_samples", "save_reconstructions",
 
 
 def as_images(images, name: str = "images") -> np.ndarray:
-    """``[N, H, W]``, ``[N, H, W, 1]`` or ``[N, D]`` (D = s^2) -> float ``[N, H, W]``."""
+    """``[N, H, W]``, ``[N, H, W, 1]`` or ``[N, D]`` (D = s^2) -> float ``[N, H, W]``.
+
+    Args: ``images``; ``name`` for error messages. Returns: float64 ``[N, H, W]``.
+    """
     images = np.asarray(images, dtype=np.float64)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
@@ -77,7 +80,11 @@ def image_grid(images, ncols: int | None = None, pad_value: float = 1.0) -> np.n
 def save_grid(images, path, ncols: int | None = None, pad_value: float = 1.0) -> str:
     """Writes :func:`image_grid` of ``images`` to ``path`` as a grayscale PNG, atomically.
 
-    Creates the parent directory if needed. Returns ``path`` as a string.
+    Creates the parent directory if needed.
+
+    Args: ``images`` (values in [0, 1]), ``path``, ``ncols``, ``pad_value`` as in
+      :func:`image_grid`.
+    Returns: ``path`` as a string.
     """
     grid = image_grid(images, ncols, pad_value)
     path = os.fspath(path)
@@ -98,19 +105,29 @@ def save_grid(images, path, ncols: int | None = None, pad_value: float = 1.0) ->
 
 
 def save_samples(model, params, key, path, num: int = 64, ncols: int | None = None) -> str:
-    """PNG grid of ``num`` decoder means at z ~ p(z) (:func:`jaxvae.latent.sample_prior`)."""
+    """PNG grid of ``num`` decoder means at z ~ p(z) (:func:`jaxvae.latent.sample_prior`).
+
+    Args: ``model``, ``params``, ``key`` (PRNG key), ``path``, ``num`` >= 1, ``ncols``.
+    Returns: ``path`` as a string.
+    """
     return save_grid(latent.sample_prior(model, params, key, num), path, ncols)
 
 
-def save_reconstructions(model, params, x, path, num: int = 32, ncols: int = 8) -> str:
+def save_reconstructions(model, params, x, path, num: int = 32, ncols: int = 8,
+                         key=None) -> str:
     """PNG of the first ``num`` examples of ``x: [N, *event]`` and their reconstructions.
 
     Layout: rows come in pairs — a row of ``ncols`` inputs, and directly below it the
     reconstructions (decoder mean at the posterior mean) of those same inputs — so the
-    image has 2 * ceil(num / ncols) rows.
+    image has 2 * ceil(num / ncols) rows. ``key`` is needed for posteriors without a
+    closed-form mean (a Monte Carlo mean, see :func:`jaxvae.latent.encode_mean`).
+
+    Args: ``model``, ``params``, ``x: [N, *event]`` in [0, 1], ``path``, ``num``, ``ncols``,
+      ``key`` (PRNG key or None).
+    Returns: ``path`` as a string.
     """
     x = np.asarray(x)[:num]
-    recon = np.asarray(latent.reconstruct(model, params, x))
+    recon = np.asarray(latent.decode(model, params, latent.encode_mean(model, params, x, key)))
     inputs, outputs = as_images(x, "x"), as_images(recon, "reconstructions")
     n, h, w = inputs.shape
     ncols = min(ncols, n)
@@ -125,8 +142,16 @@ def save_reconstructions(model, params, x, path, num: int = 32, ncols: int = 8) 
 
 
 def save_interpolation(model, params, x0, x1, path, num: int = 10,
-                       method: str = "slerp") -> str:
-    """PNG row of ``num`` decoded points between the encodings of ``x0`` and ``x1``
-    (:func:`jaxvae.latent.interpolate`), from x0's reconstruction to x1's."""
-    images = latent.interpolate(model, params, x0, x1, num, method)
+                       method: str = "slerp", key=None) -> str:
+    """PNG row of ``num`` decoded points between the encodings of ``x0`` and ``x1``.
+
+    The path of :func:`jaxvae.latent.interpolate`, from x0's reconstruction to x1's.
+
+    Args: ``model``, ``params``, ``x0, x1: [*event]``, ``path``, ``num`` >= 2, ``method``
+      (``"slerp"`` or ``"lerp"``), ``key`` (PRNG key or None).
+    Returns: ``path`` as a string.
+
+    References: White (2016), Sampling Generative Networks.
+    """
+    images = latent.interpolate(model, params, x0, x1, num, method, key=key)
     return save_grid(images, path, ncols=num)

@@ -48,6 +48,14 @@ def iwae_paper_optimizer(steps_per_pass: int, passes_scale: float = 1.0,
       steps_per_pass: optimizer steps per pass over the training set (N // batch size).
       passes_scale: > 0, the fraction of the paper's passes.
       num_stages: 8 in the paper.
+
+    Returns:
+      :class:`TrainingProtocol` ``(tx, num_steps, stages)``, ``stages`` the
+      ``(steps, learning_rate)`` of each stage; train with batches of 20
+      (:data:`IWAE_PAPER_BATCH_SIZE`).
+
+    References:
+      Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, Sec. 5.
     """
     if steps_per_pass < 1:
         raise ValueError(f"steps_per_pass must be >= 1, got {steps_per_pass}")
@@ -71,8 +79,9 @@ def linear_annealing(step: Array | int, warmup_steps: int, start: float = 0.0,
 
     beta(t) = start + (end - start) * min(t / warmup_steps, 1).
 
-    Args: ``step`` (int or traced int scalar), ``warmup_steps`` >= 1.
-    Returns: a float32 scalar.
+    Args: ``step`` (int or traced int scalar), ``warmup_steps`` >= 1, ``start`` and ``end``
+      the weights before and after the warm-up.
+    Returns: a float32 scalar, the KL weight beta.
     References: Bowman et al. (2016), Generating Sentences from a Continuous Space, Sec. 3.1.
     """
     if warmup_steps <= 0:
@@ -86,8 +95,8 @@ def sigmoid_annealing(step: Array | int, midpoint: int, rate: float = 0.0025,
     """Logistic KL weight: beta(t) = end / (1 + exp(-rate (t - midpoint))).
 
     Args: ``step`` (int or traced), ``midpoint`` >= 1 the step where beta = end / 2,
-      ``rate`` > 0 the steepness per step.
-    Returns: a float32 scalar in (0, end).
+      ``rate`` > 0 the steepness per step, ``end`` the final weight.
+    Returns: a float32 scalar in (0, end), the KL weight beta.
     References: Bowman et al. (2016), Generating Sentences from a Continuous Space, Fig. 2.
     """
     _checks.integer(midpoint, "midpoint", 1)
@@ -99,15 +108,17 @@ def sigmoid_annealing(step: Array | int, midpoint: int, rate: float = 0.0025,
 
 def cyclical_annealing(step: Array | int, cycle_steps: int, num_cycles: int = 4,
                        ramp_fraction: float = 0.5, end: float = 1.0) -> Array:
-    """Cyclical KL weight: within each of ``num_cycles`` cycles of ``cycle_steps`` steps,
-    beta rises linearly from 0 to ``end`` over the first ``ramp_fraction`` of the cycle and
-    stays at ``end`` for the rest; after the last cycle it stays at ``end``.
+    """Cyclical KL weight: ``num_cycles`` linear ramps from 0 to ``end``, then ``end``.
+
+    Within each of ``num_cycles`` cycles of ``cycle_steps`` steps, beta rises linearly from 0
+    to ``end`` over the first ``ramp_fraction`` of the cycle and stays at ``end`` for the
+    rest; after the last cycle it stays at ``end``.
 
     beta(t) = end * min(1, (t mod C) / (R C))  for t < num_cycles C, else end.
 
     Args: ``step`` (int or traced), ``cycle_steps`` C >= 1, ``num_cycles`` >= 1,
-      ``ramp_fraction`` R in (0, 1].
-    Returns: a float32 scalar.
+      ``ramp_fraction`` R in (0, 1], ``end`` the weight at the top of each ramp.
+    Returns: a float32 scalar in [0, end], the KL weight beta.
     References: Fu et al. (2019), Cyclical Annealing Schedule: A Simple Approach to
       Mitigating KL Vanishing, eq. (6).
     """

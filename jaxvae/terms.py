@@ -26,9 +26,12 @@ __all__ = ["ParamGroups", "split_params", "merge_params", "Bound", "bind", "mode
 
 
 class ParamGroups(NamedTuple):
-    """Parameters split by network: ``inference`` (phi, for q(z|x)) and ``generative``
-    (theta, for p(z) and p(x|z)). Each field is a parameter tree that the model's
-    ``apply`` accepts on its own. Gradients of a surrogate have the same structure."""
+    """Parameters split by network into inference phi and generative theta.
+
+    ``inference`` (phi) for q(z|x) and ``generative`` (theta) for p(z), p(x|z). Each field is
+    a parameter tree that the model's ``apply`` accepts on its own. Gradients of a surrogate
+    have the same structure.
+    """
 
     inference: Any
     generative: Any
@@ -81,7 +84,11 @@ def split_params(model, params: Params, inference=None) -> ParamGroups:
 
 
 def merge_params(groups: ParamGroups) -> Params:
-    """Inverse of :func:`split_params`: one parameter tree for ``model.apply``."""
+    """Inverse of :func:`split_params`: one parameter tree for ``model.apply``.
+
+    Args: ``groups``, a :class:`ParamGroups` of two containers of the same format.
+    Returns: the merged Flax variables ``{"params": {...}}`` or plain dict of sub-networks.
+    """
     check_groups(groups)
     a, b = groups
     if set(a) == {"params"} and set(b) == {"params"}:
@@ -90,7 +97,7 @@ def merge_params(groups: ParamGroups) -> Params:
 
 
 def check_groups(groups) -> None:
-    """Raises TypeError unless ``groups`` is a :class:`ParamGroups`."""
+    """Raises TypeError unless ``groups`` is a :class:`ParamGroups`; returns None."""
     if not isinstance(groups, ParamGroups):
         raise TypeError(
             "estimators take ParamGroups(inference, generative), made with "
@@ -139,6 +146,10 @@ def bind(model, params: Params | ParamGroups, *, condition: Array | None = None,
       condition: a label or code for a conditional model, passed to all three methods;
         None for an unconditional model (then nothing is passed).
       rngs: flax rngs for a model with a stochastic part (word dropout).
+
+    Returns:
+      :class:`Bound`: ``posterior(x: [*event_shape])``, ``prior()``, ``likelihood(z:
+      [*latent_shape])``, each returning a distrax distribution for one example.
     """
     if isinstance(params, ParamGroups):
         q_apply = _applier(model, params.inference, "inference", condition, rngs)
@@ -156,7 +167,12 @@ def model_terms(model, params: Params | ParamGroups, x: Array, *,
 
     q = q(z|x) from the encoder; prior = p(z) (it may have learned parameters, as in the
     two-stochastic-layer model); ``log_likelihood(z) = log p(x|z)`` (nats) evaluates the
-    decoder at one ``z: [*latent_shape]``. See :func:`bind` for the arguments.
+    decoder at one ``z: [*latent_shape]``.
+
+    Args: ``model``, ``params``, ``condition``, ``rngs`` as in :func:`bind`; one ``x``.
+
+    Returns: ``(q, prior, log_likelihood)``: q and prior over ``[*latent_shape]`` with batch
+      shape ``()``, and ``log_likelihood: z -> scalar`` (nats).
     """
     _checks.single_example(x, model.event_shape)
     m = bind(model, params, condition=condition, rngs=rngs)
@@ -168,8 +184,12 @@ def model_terms(model, params: Params | ParamGroups, x: Array, *,
 
 
 def batch_parts(batch) -> tuple[Array, Array | None]:
-    """``(x, condition)`` of a batch: an array ``x``, a tuple ``(x, condition)`` or a dict
-    with ``"x"`` and optionally ``"condition"``; condition is None when absent."""
+    """Splits a batch into ``(x, condition)``.
+
+    Args: ``batch``, an array ``x: [B, *event]``, a tuple ``(x, condition)`` or a dict with
+      ``"x"`` and optionally ``"condition"``.
+    Returns: ``(x, condition)``; condition is None when absent.
+    """
     if isinstance(batch, Mapping):
         if "x" not in batch:
             raise ValueError(f"a dict batch needs an 'x' entry, got keys {sorted(batch)}")
@@ -182,14 +202,23 @@ def batch_parts(batch) -> tuple[Array, Array | None]:
 
 
 def check_batch(x, event_shape=None, name: str = "x") -> None:
-    """Raises ValueError for a batch ``x: [batch, *event_shape]`` with the wrong shape
-    or with NaN/inf values. Value checks run only on concrete arrays (not under jit)."""
+    """Raises ValueError for a batch ``x: [batch, *event_shape]`` of wrong shape or values.
+
+    Shape, NaN and inf are checked; values only on concrete arrays (not under jit).
+
+    Args: ``x``; ``event_shape`` (None: any); ``name`` for the error message. Returns None.
+    """
     _checks.batch(x, event_shape, name)
 
 
 def map_batch(per_example: Callable, params, x: Array, key: PRNGKey, *extra):
-    """``per_example(params, x_i, key_i, *extra_i)`` vmapped over the batch, with one key
-    per example (``jax.random.split(key, B)``); params are shared."""
+    """``per_example(params, x_i, key_i, *extra_i)`` vmapped over the batch.
+
+    One key per example (``jax.random.split(key, B)``); params are shared.
+
+    Args: ``per_example``; ``params``; ``x: [B, *event]``; ``key``; ``extra`` arrays ``[B, ...]``.
+    Returns: the stacked per-example outputs, ``[B, ...]``.
+    """
     keys = jax.random.split(key, x.shape[0])
     in_axes = (None, 0, 0) + (0,) * len(extra)
     return jax.vmap(per_example, in_axes=in_axes)(params, x, keys, *extra)
@@ -198,7 +227,9 @@ def map_batch(per_example: Callable, params, x: Array, key: PRNGKey, *extra):
 def batched(per_example: Callable[[Any, Array, Array], Array]):
     """Vectorizes ``per_example(params, x, key)`` over a batch.
 
-    Returns ``f(params, x: [batch, *event], key) -> [batch, ...]``: the key is split into
+    Args: ``per_example(params, x: [*event], key) -> [...]``, e.g. a bound in nats.
+
+    Returns: ``f(params, x: [batch, *event], key) -> [batch, ...]``: the key is split into
     one key per example and the function is ``jax.vmap``-ed over (x, key); params are shared.
     """
 

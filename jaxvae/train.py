@@ -1,8 +1,10 @@
 """Training: a train state, one jitted step, and a short ``fit`` loop around it.
 
 * :class:`TrainState` — params, optax state, step, PRNG key (a NamedTuple pytree).
-* :func:`make_train_step` — ``(state, batch) -> (state, metrics)``, one ``jax.jit``;
-  with a :class:`jax.sharding.Mesh` the batch is split over devices (data parallel).
+* :func:`make_train_step` — ``(state, batch) -> (state, metrics)``, one ``jax.jit``; a
+  batch is a pytree (``x``, ``(x, y)``, a dict), ``preprocess(key, batch)`` runs inside
+  the step (dynamic binarization, masks); with a :class:`jax.sharding.Mesh` every leaf of
+  the batch is split over devices (data parallel).
 * :func:`fit` — epochs of shuffled minibatches with a progress bar, periodic
   evaluation, metrics as JSONL and resumable orbax checkpoints.
 
@@ -35,6 +37,15 @@ __all__ = ["TrainState", "create_train_state", "make_train_step", "data_mesh", "
 
 
 class TrainState(NamedTuple):
+    """Everything a training run carries between steps (a pytree, checkpointed whole).
+
+    Attributes:
+      params: the model's parameters.
+      opt_state: the optax optimizer state.
+      step: ``int32`` scalar, the number of updates applied.
+      key: PRNG key of the run; step t uses ``fold_in(key, t)``.
+    """
+
     params: Any
     opt_state: Any
     step: Array     # int32 scalar: number of updates applied
@@ -42,56 +53,86 @@ class TrainState(NamedTuple):
 
 
 def create_train_state(params, tx: optax.GradientTransformation, key: Array) -> TrainState:
-    """A fresh state at step 0. It holds copies of ``params`` and ``key``: the train step
-    donates the state's buffers, and the caller's arrays must stay valid."""
+    """A fresh :class:`TrainState` at step 0.
+
+    It holds copies of ``params`` and ``key``: the train step donates the state's buffers,
+    and the caller's arrays must stay valid.
+
+    Args: ``params`` (e.g. ``model.init_params(key)``), ``tx`` the optax optimizer, ``key``.
+    Returns: :class:`TrainState` with ``step = 0`` and ``opt_state = tx.init(params)``.
+    """
     params, key = jax.tree_util.tree_map(jnp.array, (params, key))
     return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), key)
 
 
 def data_mesh(devices=None) -> Mesh:
-    """A 1-D mesh named ``"batch"`` over ``devices`` (default: all devices, all hosts)."""
+    """A 1-D mesh named ``"batch"`` over ``devices`` (default: all devices, all hosts).
+
+    Args: ``devices``, a sequence of jax devices or None. Returns: a ``jax.sharding.Mesh``.
+    """
     devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), ("batch",))
 
 
-def shard_batch(batch, mesh: Mesh) -> Array:
-    """Places a host batch ``[B, ...]`` split along B over ``mesh``'s ``"batch"`` axis.
+def shard_batch(batch, mesh: Mesh):
+    """Places a host batch split along its leading axis over ``mesh``'s ``"batch"`` axis.
 
+    ``batch`` is an array ``[B, ...]`` or a pytree of them (``(x, y)``, a dict) sharing the
+    leading axis B; every leaf is sharded the same way and the structure is kept.
     Multi-host: each process passes its own slice; the global batch is their concatenation.
+
+    Args: ``batch``, leaves ``[B, ...]`` with B * processes divisible by the devices; ``mesh``.
+    Returns: the batch as global ``jax.Array`` leaves ``[B * processes, ...]``, sharded.
     """
-    batch = np.asarray(batch)
+    leaves, treedef = jax.tree_util.tree_flatten(batch)
+    leaves = [np.asarray(leaf) for leaf in leaves]
     num = mesh.devices.size
-    if batch.shape[0] * jax.process_count() % num:
-        raise ValueError(f"batch size {batch.shape[0] * jax.process_count()} must be divisible "
+    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError("every leaf of the batch must be an array [B, ...] with the same B, "
+                         f"got shapes {[leaf.shape for leaf in leaves]}")
+    size = sizes.pop() * jax.process_count()
+    if size % num:
+        raise ValueError(f"batch size {size} must be divisible "
                          f"by the number of devices ({num}) for data parallelism")
     sharding = NamedSharding(mesh, PartitionSpec("batch"))
-    return jax.make_array_from_process_local_data(sharding, batch)
+    return jax.tree_util.tree_unflatten(
+        treedef, [jax.make_array_from_process_local_data(sharding, leaf) for leaf in leaves])
 
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
-                    binarize: bool = False, mesh: Mesh | None = None, donate: bool = True):
+                    preprocess: Callable | None = None, mesh: Mesh | None = None,
+                    donate: bool = True):
     """One optimizer step as a single jitted function.
 
+    Step t draws ``key = fold_in(state.key, t)`` and splits it into ``(key_data,
+    key_loss)``: ``preprocess`` gets ``key_data``, the loss ``key_loss``.
+
     Args:
-      loss_fn: ``loss_fn(params, x, key) -> (loss, info)`` (e.g. :func:`jaxvae.make_loss`).
+      loss_fn: ``loss_fn(params, batch, key) -> (loss, info)`` (e.g. :func:`jaxvae.make_loss`,
+        whose batch is ``x: [B, *event]``).
       tx: the optax optimizer.
-      binarize: draw x ~ Bernoulli(batch) afresh at every step (dynamic binarization,
-        Burda et al. 2015) with the step's key; ``batch`` holds intensities in [0, 1].
-      mesh: if given, the batch is sharded over its ``"batch"`` axis and the state is
-        replicated; gradients are averaged by XLA's collectives. Pass batches through
-        :func:`shard_batch`.
+      preprocess: ``preprocess(key, batch) -> batch``, applied inside the step before the
+        loss, e.g. :func:`jaxvae.data.dynamic_binarization` (a fresh Bernoulli draw per
+        step; Burda et al. 2015), word-dropout masks or augmentation. Default: none.
+      mesh: if given, every leaf of the batch is sharded along its leading axis over the
+        mesh's ``"batch"`` axis and the state is replicated; gradients are averaged by
+        XLA's collectives. Pass batches through :func:`shard_batch`.
       donate: reuse the old state's buffers for the new state.
 
     Returns:
-      ``step(state, batch: [B, *event]) -> (state, metrics)`` with ``metrics`` a dict of
-      scalars: ``loss`` and everything in ``info``.
+      ``step(state, batch) -> (state, metrics)``, ``batch`` a pytree of arrays with leading
+      axis B (``x``, ``(x, y)``, a dict), ``metrics`` a dict of scalars: ``loss`` and
+      everything in ``info``.
     """
 
-    def step(state: TrainState, batch: Array):
+    def step(state: TrainState, batch):
         key = jax.random.fold_in(state.key, state.step)
         key_data, key_loss = jax.random.split(key)
-        x = data.binarize_dynamic(key_data, batch) if binarize else batch
-        (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, key_loss)
+        if preprocess is not None:
+            batch = preprocess(key_data, batch)
+        (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, key_loss)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(params, opt_state, state.step + 1, state.key)
@@ -101,6 +142,7 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
     if mesh is None:
         return jax.jit(step, donate_argnums=donate_argnums)
     replicated = NamedSharding(mesh, PartitionSpec())
+    # one sharding as a pytree prefix: it applies to every leaf of the batch
     batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
     return jax.jit(step, in_shardings=(replicated, batch_sharding),
                    out_shardings=(replicated, replicated), donate_argnums=donate_argnums)
@@ -117,6 +159,10 @@ class Checkpointer:
 
     Orbax writes each step to a temporary directory and renames it when complete, so a
     run killed while saving leaves the previous checkpoint intact.
+
+    Args:
+      directory: created if missing; :class:`CheckpointError` if it cannot be used.
+      max_to_keep: the newest checkpoints kept (older ones are deleted).
     """
 
     def __init__(self, directory: str, max_to_keep: int = 2):
@@ -133,9 +179,11 @@ class Checkpointer:
             raise CheckpointError(f"cannot open checkpoint directory {self.directory}: {err}") from err
 
     def latest_step(self) -> int | None:
+        """The step of the newest complete checkpoint, or None when there is none."""
         return self._manager.latest_step()
 
     def save(self, state: TrainState) -> None:
+        """Saves ``state`` under its step (no-op if that step exists) and waits; returns None."""
         step = int(state.step)
         if step in self._manager.all_steps():
             return
@@ -143,7 +191,12 @@ class Checkpointer:
         self._manager.wait_until_finished()
 
     def restore(self, like: TrainState, step: int | None = None) -> TrainState:
-        """Restores the checkpoint at ``step`` (default latest) with the structure of ``like``."""
+        """Restores the checkpoint at ``step`` (default latest) with the structure of ``like``.
+
+        Args: ``like``, a :class:`TrainState` of the same model and optimizer; ``step``.
+        Returns: the restored :class:`TrainState`; :class:`CheckpointError` if it is missing,
+          corrupt or does not match ``like``.
+        """
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint found in {self.directory}")
@@ -157,6 +210,7 @@ class Checkpointer:
                 f"{str(err).splitlines()[0][:200]})") from err
 
     def close(self) -> None:
+        """Closes the orbax manager (finishes pending writes); returns None."""
         self._manager.close()
 
 
@@ -191,17 +245,19 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
                 dynamic_ncols=True, leave=True)
 
 
-def fit(state: TrainState, train_step: Callable, train_x: np.ndarray, *, batch_size: int,
+def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size: int,
         num_epochs: int, num_steps: int | None = None, seed: int = 0, eval_fn: Callable[[TrainState], dict] | None = None,
         eval_every: int = 1, workdir: str | None = None, resume: bool = False,
         overwrite: bool = False, checkpoint_every: int | None = None, mesh: Mesh | None = None,
         progress: bool = True) -> TrainState:
-    """Trains for ``num_epochs`` passes over ``train_x``.
+    """Trains for ``num_epochs`` passes over ``train_data``.
 
     Args:
       state: the initial :class:`TrainState` (also the structure to restore into).
       train_step: from :func:`make_train_step`.
-      train_x: ``[N, *event]`` training data (host numpy); batches are gathered per step.
+      train_data: ``[N, *event]`` training data (host numpy), or a pytree of such arrays with
+        a common leading axis N (``(x, y)``, a dict); batches of the same structure are
+        gathered per step.
       batch_size, num_epochs, seed: epoch e visits a permutation drawn from (seed, e).
       num_steps: stop after this many steps in all (possibly mid-epoch); default
         ``num_epochs`` full epochs.
@@ -218,7 +274,7 @@ def fit(state: TrainState, train_step: Callable, train_x: np.ndarray, *, batch_s
     Returns:
       the final state.
     """
-    steps_per_epoch = data.num_batches(len(train_x), batch_size)
+    steps_per_epoch = data.num_batches(train_data, batch_size)
     total_steps = steps_per_epoch * num_epochs if num_steps is None else num_steps
     num_epochs = -(-total_steps // steps_per_epoch)
     checkpoint_every = checkpoint_every or steps_per_epoch
@@ -240,13 +296,14 @@ def fit(state: TrainState, train_step: Callable, train_x: np.ndarray, *, batch_s
                       keep_until_step=start if resume else None)
     if not resume and log.path and os.path.exists(log.path):
         os.remove(log.path)
-    put = (lambda b: shard_batch(b, mesh)) if mesh is not None else jnp.asarray
+    put = (lambda b: shard_batch(b, mesh)) if mesh is not None else \
+        (lambda b: jax.tree_util.tree_map(jnp.asarray, b))
 
     bar = _progress(total_steps, start, progress, "train")
     running, t0 = None, time.time()
     for epoch in range(start // steps_per_epoch, num_epochs):
         first = int(state.step) - epoch * steps_per_epoch     # > 0 when resuming mid-epoch
-        epoch_iter = data.batches(train_x, batch_size, seed=seed, epoch=epoch)
+        epoch_iter = data.batches(train_data, batch_size, seed=seed, epoch=epoch)
         last = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         if first >= last:   # resumed at the very end of the run
             continue

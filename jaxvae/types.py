@@ -91,6 +91,15 @@ class Model(Protocol):
     latent_shape: tuple
     inference_networks: tuple
 
-    def init_params(self, key: PRNGKey) -> Params: ...
+    def init_params(self, key: PRNGKey) -> Params:
+        """Args: ``key``, a PRNG key. Returns: parameters for one example ``[*event_shape]``."""
+        ...
 
-    def apply(self, params: Params, *args, method: str, **kwargs) -> Any: ...
+    def apply(self, params: Params, *args, method: str, **kwargs) -> Any:
+        """Calls ``method`` (``"posterior"``, ``"prior"``, ``"likelihood"``) with ``params``.
+
+        Args: ``params``; the method's ``*args`` (``x``, none, or ``z``, and ``condition``);
+          ``method``, its name; ``**kwargs`` such as ``rngs``.
+        Returns: the method's distrax distribution.
+        """
+        ...

@@ -69,7 +69,7 @@ def test_estimators_share_the_expected_gradient(layer):
     stats = {}
     for estimator in ("local", "separate", "shared"):
         loss = bayesian.classification_loss(small_classifier(estimator, layer), 100)
-        grad_fn = lambda p, data, key: jax.grad(lambda q: loss(q, data[0], data[1], key)[0])(p)
+        grad_fn = lambda p, data, key: jax.grad(lambda q: loss(q, data, key)[0])(p)
         stats[estimator] = jaxvae.gradient_stats(grad_fn, params, (x, y), jax.random.key(4), 2000,
                                                  chunk=1000)
     flat = jaxvae.variance._flat
@@ -164,3 +164,24 @@ def test_bad_input():
         init(bayesian.BayesianMLP(layer="bernoulli"))
     with pytest.raises(ValueError, match="num_data"):
         bayesian.classification_loss(small_classifier("local"), 0)
+
+
+def test_classification_loss_trains_through_the_library_step():
+    """loss(params, (x, y), key) is the loss of make_train_step: the step's metrics are the
+    loss at the step's key, and a few steps fit a separable toy problem."""
+    import optax
+
+    x = jax.random.normal(jax.random.key(9), (30, 5))
+    y = (x[:, 0] > 0).astype(jnp.int32)
+    model = small_classifier("local")
+    loss = bayesian.classification_loss(model, 30)
+    tx = optax.adam(3e-2)
+    state = jaxvae.create_train_state(init(model), tx, jax.random.key(2))
+    _, key_loss = jax.random.split(jax.random.fold_in(state.key, 0))
+    expected, _ = loss(state.params, (x, y), key_loss)
+    step = jaxvae.make_train_step(loss, tx)
+    state, metrics = step(state, (x, y))
+    np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
+    for _ in range(60):
+        state, metrics = step(state, (x, y))
+    assert float(metrics["accuracy"]) > 0.9

@@ -429,6 +429,30 @@ def test_batches_order_depends_only_on_seed_and_epoch():
     assert np.all(run(0, 3)[:, 1] == run(0, 3)[:, 0] + 1)
 
 
+@pytest.mark.parametrize("kind", ["tuple", "dict"])
+def test_batches_of_a_pytree_keep_rows_together(kind):
+    x = np.arange(20).reshape(10, 2)
+    y = np.arange(10, dtype=np.int32)
+    tree = (x, y) if kind == "tuple" else {"x": x, "y": y}
+    got = list(batches(tree, 3, seed=5, epoch=1))
+    plain = list(batches(x, 3, seed=5, epoch=1))   # the same permutation as an array
+    assert len(got) == len(plain) == num_batches(tree, 3) == 3
+    for b, p in zip(got, plain):
+        bx, by = b if kind == "tuple" else (b["x"], b["y"])
+        assert type(b) is type(tree) and by.dtype == np.int32
+        np.testing.assert_array_equal(bx, p)
+        np.testing.assert_array_equal(bx, x[by])
+
+
+def test_batches_of_a_pytree_need_one_leading_axis():
+    with pytest.raises(DataError, match=r"same leading axis.*\(10, 2\).*\(9,\)"):
+        batches((np.zeros((10, 2)), np.zeros(9)), 2, seed=0, epoch=0)
+    with pytest.raises(DataError, match=r"same leading axis.*\['y'\]: \(3,\)"):
+        num_batches({"x": np.zeros((4, 1)), "y": np.zeros(3)}, 2)
+    with pytest.raises(DataError, match="must be an array"):
+        batches((np.zeros((4, 1)), 3), 2, seed=0, epoch=0)
+
+
 def test_num_batches_values():
     assert num_batches(10, 3) == 3
     assert num_batches(10, 3, drop_remainder=False) == 4

@@ -57,7 +57,8 @@ def test_dynamic_binarization_draws_fresh_bits():
     seen = []
     loss_fn = lambda p, x, k: (jnp.sum(x * 0.0) + 0.0 * sum(
         jnp.sum(l) for l in jax.tree_util.tree_leaves(p)), {"x": x})
-    step = train.make_train_step(loss_fn, tx, binarize=True, donate=False)
+    step = train.make_train_step(loss_fn, tx, preprocess=jaxvae.data.dynamic_binarization,
+                                 donate=False)
     probs = jnp.full((4, 16), 0.3)
     for _ in range(2):
         state, metrics = step(state, probs)
@@ -66,9 +67,88 @@ def test_dynamic_binarization_draws_fresh_bits():
     assert not np.array_equal(seen[0], seen[1])
 
 
+def test_dynamic_binarization_step_matches_the_key_schedule():
+    """preprocess gets key_data and the loss key_loss of split(fold_in(key, step)): the
+    binarized batch is binarize_dynamic(key_data, batch), bit for bit."""
+    model, tx, loss_fn, state = setup()
+    step = train.make_train_step(loss_fn, tx, preprocess=jaxvae.data.dynamic_binarization,
+                                 donate=False)
+    batch = jnp.asarray(toy()[:8])
+    new_state, metrics = step(state, batch)
+    key_data, key_loss = jax.random.split(jax.random.fold_in(state.key, 0))
+    x = jaxvae.data.binarize_dynamic(key_data, batch)
+    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, key_loss)
+    updates, _ = tx.update(grads, state.opt_state, state.params)
+    expected = optax.apply_updates(state.params, updates)
+    for a, b in zip(jax.tree_util.tree_leaves(new_state.params),
+                    jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-6)
+
+
+def test_dynamic_binarization_leaves_labels_untouched():
+    key = jax.random.PRNGKey(7)
+    x, y = jnp.asarray(toy()[:8]), jnp.arange(8, dtype=jnp.int32)
+    expected = np.asarray(jaxvae.data.binarize_dynamic(key, x))
+    out = jaxvae.data.dynamic_binarization(key, x)
+    np.testing.assert_array_equal(out, expected)
+    bx, by = jaxvae.data.dynamic_binarization(key, (x, y))
+    np.testing.assert_array_equal(bx, expected)
+    assert by is y
+    d = jaxvae.data.dynamic_binarization(key, {"x": x, "y": y})
+    assert set(d) == {"x", "y"} and d["y"] is y
+    np.testing.assert_array_equal(d["x"], expected)
+    assert set(np.unique(expected)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="under 'x'"):
+        jaxvae.data.dynamic_binarization(key, {"images": x})
+
+
+@pytest.mark.parametrize("kind", ["tuple", "dict"])
+def test_pytree_batches_train_through_fit(kind):
+    """(x, y) and dict batches: the loss sees the labels as given and the binarized images;
+    fit batches every leaf with the same rows, so a loss that checks y against x passes."""
+    model, tx, loss_fn, state = setup()
+    x = toy()
+    y = np.arange(len(x), dtype=np.int32)
+    train_data = (x, y) if kind == "tuple" else {"x": x, "y": y}
+    seen = []
+
+    def loss(params, batch, key):
+        xb, yb = batch if kind == "tuple" else (batch["x"], batch["y"])
+        value, info = loss_fn(params, xb, key)
+        return value, {**info, "y": yb, "x": xb}
+
+    step = train.make_train_step(loss, tx, preprocess=jaxvae.data.dynamic_binarization)
+
+    def recording_step(s, b):
+        xb, yb = b if kind == "tuple" else (b["x"], b["y"])
+        assert yb.dtype == jnp.int32
+        # labels travel with their images: y[i] is the index of row x[i] in the data
+        np.testing.assert_array_equal(np.asarray(xb), x[np.asarray(yb)])
+        s, metrics = step(s, b)
+        seen.append(metrics)
+        return s, metrics
+
+    final = train.fit(state, recording_step, train_data, batch_size=16, num_epochs=2, seed=0,
+                      progress=False)
+    assert int(final.step) == 8 and len(seen) == 8
+    for m in seen:
+        assert set(np.unique(np.asarray(m["x"]))) <= {0.0, 1.0}
+        assert np.isfinite(float(m["loss"]))
+    np.testing.assert_array_equal(np.sort(np.concatenate([m["y"] for m in seen[:4]])),
+                                  np.arange(64))
+    # the same data as an array trains to the same parameters (same batches, same keys)
+    _, _, _, state2 = setup()
+    step2 = train.make_train_step(loss_fn, tx, preprocess=jaxvae.data.dynamic_binarization)
+    plain = train.fit(state2, step2, x, batch_size=16, num_epochs=2, seed=0, progress=False)
+    for a, b in zip(jax.tree_util.tree_leaves(plain.params),
+                    jax.tree_util.tree_leaves(final.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def run_fit(workdir, num_epochs=3, interrupt_after=None, resume=False, **kwargs):
     model, tx, loss_fn, state = setup()
-    step = train.make_train_step(loss_fn, tx, binarize=True)
+    step = train.make_train_step(loss_fn, tx, preprocess=jaxvae.data.dynamic_binarization)
     calls = {"n": 0}
 
     def maybe_crashing_step(s, b):
@@ -150,9 +230,10 @@ SHARDED_SCRIPT = textwrap.dedent("""
                                             jax.random.PRNGKey(1))
     data = np.asarray(jax.random.uniform(jax.random.PRNGKey(2), (6, 16, 16)))
     single, sharded = init(), init()
-    step1 = train.make_train_step(loss_fn, tx, binarize=True)
+    step1 = train.make_train_step(loss_fn, tx, preprocess=jaxvae.data.dynamic_binarization)
     mesh = train.data_mesh()
-    step4 = train.make_train_step(loss_fn, tx, binarize=True, mesh=mesh)
+    step4 = train.make_train_step(loss_fn, tx, preprocess=jaxvae.data.dynamic_binarization,
+                                  mesh=mesh)
     for batch in data:
         single, m1 = step1(single, jnp.asarray(batch))
         sharded, m4 = step4(sharded, train.shard_batch(batch, mesh))
@@ -167,6 +248,17 @@ SHARDED_SCRIPT = textwrap.dedent("""
         assert "divisible" in str(err)
     else:
         raise AssertionError("indivisible batch accepted")
+    # a pytree batch: every leaf is sharded along its leading axis
+    labels = np.arange(16, dtype=np.int32)
+    xy_loss = lambda p, b, k: loss_fn(p, b[0], k)
+    xy1 = train.make_train_step(xy_loss, tx, preprocess=jaxvae.data.dynamic_binarization)
+    xy4 = train.make_train_step(xy_loss, tx, preprocess=jaxvae.data.dynamic_binarization,
+                                mesh=mesh)
+    placed = train.shard_batch((data[0], labels), mesh)
+    assert isinstance(placed, tuple) and len(placed[1].sharding.device_set) == 4
+    _, n1 = xy1(init(), (jnp.asarray(data[0]), jnp.asarray(labels)))
+    _, n4 = xy4(init(), placed)
+    np.testing.assert_allclose(n1["loss"], n4["loss"], rtol=1e-5)
     print("SHARDED-OK", float(m1["loss"]), float(m4["loss"]))
 """)
 

@@ -5,6 +5,8 @@ Two protocols, which give different numbers and must be stated with every result
 * dynamic (:func:`binarize_dynamic`): a fresh draw ``x_bin ~ Bernoulli(x)`` every time a
   batch is used, inside the jitted train step with a new key each step (the protocol of
   Burda, Grosse & Salakhutdinov, 2015, for MNIST training);
+  :func:`dynamic_binarization` applies it to the images of a batch pytree, as the
+  ``preprocess`` of :func:`jaxvae.make_train_step`;
 * fixed (:func:`binarize_fixed`): one draw from a seeded NumPy generator, made once, for
   evaluation sets, so that every model is scored on the same binary images.
 """
@@ -15,11 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvae import _checks
 from jaxvae.data.registry import DataError
 
 Array = jax.Array
 
-__all__ = ["binarize_dynamic", "binarize_fixed"]
+__all__ = ["binarize_dynamic", "binarize_fixed", "dynamic_binarization"]
 
 
 def _check_probabilities(values: np.ndarray, what: str) -> None:
@@ -55,6 +58,38 @@ def binarize_dynamic(key: Array, x: Array) -> Array:
     return jax.random.bernoulli(key, p).astype(jnp.float32)
 
 
+def dynamic_binarization(key: Array, batch):
+    """The ``preprocess`` of :func:`jaxvae.make_train_step` for dynamic binarization.
+
+    Replaces the images of ``batch`` by :func:`binarize_dynamic` ``(key, images)`` and
+    leaves everything else (labels) untouched. The images are ``batch`` itself when it is
+    an array, its first element when it is a tuple or list (``(x, y)``), and ``batch["x"]``
+    when it is a dict.
+
+    Args:
+      key: PRNG key (the train step's data key: a fresh one every step).
+      batch: ``x: [batch, *event]`` intensities in [0, 1], ``(x, y, ...)`` or
+        ``{"x": x, ...}``.
+
+    Returns:
+      a batch of the same structure, with ``float32`` images in {0., 1.}.
+    """
+    if isinstance(batch, dict):
+        if "x" not in batch:
+            raise DataError(f"a dict batch must hold the images under 'x', got keys "
+                            f"{sorted(batch)}")
+        return {**batch, "x": binarize_dynamic(key, batch["x"])}
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 0:
+            raise DataError("a tuple batch must hold the images first, got an empty tuple")
+        rest = tuple(batch[1:])
+        images = binarize_dynamic(key, batch[0])
+        if hasattr(batch, "_fields"):                       # a NamedTuple
+            return type(batch)(images, *rest)
+        return type(batch)((images, *rest))
+    return binarize_dynamic(key, batch)
+
+
 def binarize_fixed(x: np.ndarray, seed: int = 0) -> np.ndarray:
     """A deterministic Bernoulli draw for evaluation sets.
 
@@ -71,9 +106,11 @@ def binarize_fixed(x: np.ndarray, seed: int = 0) -> np.ndarray:
     Returns:
       ``float32`` numpy array of the shape of ``x`` with values in {0., 1.}.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DataError(f"seed must be a non-negative int, got {seed!r}")
+    try:
+        seed = _checks.integer(seed, "seed", 0, error=DataError, type_error=DataError)
+    except DataError:
+        raise DataError(f"seed must be a non-negative int, got {seed!r}") from None
     values = np.asarray(x, dtype=np.float32)
     _check_probabilities(values, "x")
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(seed)
     return (rng.random(values.shape) < values).astype(np.float32)

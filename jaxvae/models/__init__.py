@@ -2,9 +2,12 @@
 
 from jaxvae.models import bayesian
 from jaxvae.models.bayesian import BayesianDense, BayesianMLP, VariationalDropoutDense
+from jaxvae.models.flow import MADE, FlowEncoder, NICEShift, flow_vae
 from jaxvae.models.hierarchical import GaussianChain, HierarchicalVAE, iwae_two_layer
 from jaxvae.models.linear import LinearGaussianVAE
+from jaxvae.models.mlp import GaussianHead
 from jaxvae.models.mlp import (diag_gaussian, GaussianEncoder, MLPDecoder, VAE, iwae_mlp, kingma_welling_mlp,
                                mean_logit_init)
 
-__all__ = ["bayesian", "BayesianDense", "BayesianMLP", "VariationalDropoutDense", "diag_gaussian", "LinearGaussianVAE", "GaussianChain", "HierarchicalVAE", "iwae_two_layer", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp", "mean_logit_init"]
+__all__ = ["bayesian", "BayesianDense", "BayesianMLP", "VariationalDropoutDense", "diag_gaussian", "LinearGaussianVAE", "GaussianChain", "HierarchicalVAE", "iwae_two_layer", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp", "mean_logit_init",
+           "GaussianHead", "MADE", "NICEShift", "FlowEncoder", "flow_vae"]

@@ -36,21 +36,25 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvae import _checks
+
 Array = jax.Array
 
-__all__ = ["ESTIMATORS", "BayesianDense", "VariationalDropoutDense", "BayesianMLP",
+__all__ = ["WEIGHT_NOISE", "BayesianDense", "VariationalDropoutDense", "BayesianMLP",
            "weight_kl", "gaussian_weight_kl", "dropout_kl", "sample_preactivations", "log_alpha",
            "DROPOUT_KL_COEFFS", "classification_loss"]
 
-ESTIMATORS = ("local", "separate", "shared", "mean")
+# The weight-noise estimators of a layer (not to be confused with jaxvae.ESTIMATORS, the
+# gradient estimators of the VAE objectives).
+WEIGHT_NOISE = ("local", "separate", "shared", "mean")
 # -KL(q(w) || log-uniform prior) ~ const + 0.5 log alpha + c1 alpha + c2 alpha^2 + c3 alpha^3
 # (Kingma, Salimans & Welling 2015, eq. 24, for alpha <= 1).
 DROPOUT_KL_COEFFS = (1.16145124, -1.50204118, 0.58629921)
 
 
 def _check_estimator(estimator: str) -> str:
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown weight estimator {estimator!r}; expected one of {ESTIMATORS}")
+    if estimator not in WEIGHT_NOISE:
+        raise ValueError(f"unknown weight estimator {estimator!r}; expected one of {WEIGHT_NOISE}")
     return estimator
 
 
@@ -66,6 +70,10 @@ def sample_preactivations(x: Array, mean: Array, var: Array, estimator: str,
 
     Returns:
       ``[batch, out]`` pre-activations (without bias).
+
+    References:
+      Kingma, Salimans & Welling (2015), Variational Dropout and the Local
+      Reparameterization Trick (``"local"``).
     """
     _check_estimator(estimator)
     if x.ndim != 2:
@@ -108,6 +116,9 @@ class BayesianDense(nn.Module):
 
     ``x: [batch, in] -> [batch, features]``. Parameters: ``kernel_mean``,
     ``kernel_log_sigma`` (``[in, features]``) and a point-estimate ``bias``.
+
+    References: Kingma, Salimans & Welling (2015), Variational Dropout and the Local
+      Reparameterization Trick.
     """
 
     features: int
@@ -118,6 +129,10 @@ class BayesianDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        """Args: ``x: [batch, in]``; noise from the ``"noise"`` stream.
+
+        Returns: ``[batch, features]`` sampled pre-activations plus bias.
+        """
         _check_estimator(self.estimator)
         _check_width(self, x, "kernel_mean")
         shape = (x.shape[-1], self.features)
@@ -136,6 +151,9 @@ class VariationalDropoutDense(nn.Module):
     sigma^2 = alpha theta^2 >= 0 for any parameter values.
     ``init_log_alpha`` sets the initial dropout rate (alpha = p / (1 - p) for binary
     dropout rate p; -inf for none).
+
+    References: Kingma, Salimans & Welling (2015), Variational Dropout and the Local
+      Reparameterization Trick.
     """
 
     features: int
@@ -146,6 +164,10 @@ class VariationalDropoutDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        """Args: ``x: [batch, in]``; noise from the ``"noise"`` stream.
+
+        Returns: ``[batch, features]`` sampled pre-activations plus bias.
+        """
         _check_estimator(self.estimator)
         _check_width(self, x, "kernel")
         shape = (x.shape[-1], self.features)
@@ -156,7 +178,10 @@ class VariationalDropoutDense(nn.Module):
 
 
 def log_alpha(raw: Array) -> Array:
-    """log alpha = -softplus(-raw) = log sigmoid(raw), in (-inf, 0]."""
+    """log alpha = -softplus(-raw) = log sigmoid(raw), in (-inf, 0].
+
+    Args: ``raw``, the ``log_alpha_raw`` parameter (any shape). Returns: log alpha, same shape.
+    """
     return jax.nn.log_sigmoid(raw)
 
 
@@ -181,6 +206,7 @@ class BayesianMLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        """Args: ``x: [batch, *event]`` (flattened). Returns: logits ``[batch, num_classes]``."""
         kinds = {"dropout": VariationalDropoutDense, "gaussian": BayesianDense}
         if self.layer not in kinds:
             raise ValueError(f"unknown layer {self.layer!r}; expected one of {sorted(kinds)}")
@@ -208,7 +234,13 @@ def _layers(params, *names):
 
 
 def gaussian_weight_kl(params, prior_scale: float = 1.0) -> Array:
-    """sum over :class:`BayesianDense` weights of KL(N(mu, sigma^2) || N(0, prior_scale^2))."""
+    """sum over :class:`BayesianDense` weights of KL(N(mu, sigma^2) || N(0, prior_scale^2)).
+
+    KL = log(prior_scale / sigma) + (sigma^2 + mu^2) / (2 prior_scale^2) - 1/2 per weight.
+
+    Args: ``params``, a model's parameter tree; ``prior_scale`` > 0.
+    Returns: a scalar, nats (0 when there is no such layer).
+    """
     if not prior_scale > 0:
         raise ValueError(f"prior_scale must be positive, got {prior_scale}")
     total = jnp.zeros(())
@@ -220,9 +252,18 @@ def gaussian_weight_kl(params, prior_scale: float = 1.0) -> Array:
 
 
 def dropout_kl(params) -> Array:
-    """sum over :class:`VariationalDropoutDense` weights of the approximate
-    KL(q(w) || log-uniform prior) = -(0.5 log alpha + c1 alpha + c2 alpha^2 + c3 alpha^3),
-    up to an additive constant per weight (Kingma et al. 2015, eq. 24)."""
+    """Approximate KL(q(w) || log-uniform prior) summed over the dropout layers' weights.
+
+    KL = -sum (0.5 log alpha + c1 alpha + c2 alpha^2 + c3 alpha^3) over the weights of every
+    :class:`VariationalDropoutDense`, up to an additive constant per weight
+    (:data:`DROPOUT_KL_COEFFS`).
+
+    Args: ``params``, a model's parameter tree.
+    Returns: a scalar, nats up to that constant (0 when there is no such layer).
+
+    References: Kingma, Salimans & Welling (2015), Variational Dropout and the Local
+      Reparameterization Trick, eq. (24).
+    """
     c1, c2, c3 = DROPOUT_KL_COEFFS
     total = jnp.zeros(())
     for layer in _layers(params, "kernel", "log_alpha_raw"):
@@ -233,7 +274,10 @@ def dropout_kl(params) -> Array:
 
 
 def weight_kl(params, prior_scale: float = 1.0) -> Array:
-    """KL of every Bayesian layer in ``params`` to its prior (see the two functions above)."""
+    """KL of every Bayesian layer in ``params`` to its prior (see the two functions above).
+
+    Args: ``params``; ``prior_scale`` for :func:`gaussian_weight_kl`. Returns: a scalar, nats.
+    """
     return gaussian_weight_kl(params, prior_scale) + dropout_kl(params)
 
 
@@ -242,14 +286,23 @@ def classification_loss(model: nn.Module, num_data: int, kl_fn: Callable = weigh
 
     L(params) = sum_n E_q[log p(y_n | x_n, W)] - KL(q(W) || p(W)), estimated on a
     minibatch of M as (N / M) sum_{n in batch} log p(y_n | x_n, W_n) - KL, with W_n from
-    the layers' estimator. Returns ``loss(params, x: [M, *event], y: [M] int, key) ->
-    (loss, info)`` with loss = -L / N (nats per training example) and ``info`` holding
-    ``nll`` (mean -log p(y|x, W)), ``kl`` (total) and ``accuracy`` of the noisy forward pass.
-    """
-    if not isinstance(num_data, int) or num_data < 1:
-        raise ValueError(f"num_data must be a positive int (training set size), got {num_data!r}")
+    the layers' estimator. Returns ``loss(params, batch, key) -> (loss, info)`` with
+    ``batch = (x: [M, *event], y: [M] int)`` (the loss of :func:`jaxvae.make_train_step`;
+    the weight noise is drawn from ``key`` as the ``"noise"`` stream), loss = -L / N (nats
+    per training example) and ``info`` holding ``nll`` (mean -log p(y|x, W)), ``kl``
+    (total) and ``accuracy`` of the noisy forward pass.
 
-    def loss(params, x: Array, y: Array, key: Array):
+    Args: ``model``, e.g. :class:`BayesianMLP`; ``num_data`` N >= 1; ``kl_fn(params) ->``
+      KL in nats (default :func:`weight_kl`).
+    Returns: ``loss(params, batch, key) -> (loss, info)`` as above.
+
+    References: Kingma, Salimans & Welling (2015), Variational Dropout and the Local
+      Reparameterization Trick.
+    """
+    num_data = _checks.integer(num_data, "num_data", 1)      # the training set size N
+
+    def loss(params, batch, key: Array):
+        x, y = batch
         logits = model.apply(params, x, rngs={"noise": key})
         log_p = jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
         kl = kl_fn(params)

@@ -63,6 +63,7 @@ class GaussianChain(distrax.Distribution):
 
     @property
     def event_shape(self):
+        """``(d_a + d_b,)``, the shape of z."""
         return (sum(self._sizes),)
 
     def _join(self, a, b):
@@ -84,6 +85,10 @@ class GaussianChain(distrax.Distribution):
         return self._sample_n_and_log_prob(key, n)[0]
 
     def log_prob(self, value: Array) -> Array:
+        """log base(a) + log N(b; mu(a), diag sigma(a)^2).
+
+        Args: ``value: [..., d_a + d_b]``. Returns: ``[...]``, nats.
+        """
         a, b = self._split(value)
         return self.base.log_prob(a) + self.conditional.apply(self.params, a).log_prob(b)
 
@@ -101,6 +106,8 @@ class HierarchicalVAE:
     applied on its own. It implements :class:`jaxvae.types.Model` without being one Flax
     module: ``apply(params, *args, method=name)`` dispatches to :meth:`posterior` (x),
     :meth:`likelihood` (z) and :meth:`prior`, which is all the library ever calls.
+
+    References: Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, Sec. 5.
     """
 
     q_z1: GaussianEncoder
@@ -113,21 +120,26 @@ class HierarchicalVAE:
 
     @property
     def z1_dim(self) -> int:
+        """d1, the size of the lower latent z1."""
         return self.q_z1.latent_dim
 
     @property
     def latent_dim(self) -> int:
+        """d1 + d2, the size of z = [z1, z2]."""
         return self.q_z1.latent_dim + self.q_z2.latent_dim
 
     @property
     def latent_shape(self) -> tuple:
+        """``(d1 + d2,)``, the shape of one z."""
         return (self.latent_dim,)
 
     @property
     def event_shape(self) -> tuple:
+        """The shape of one x (the decoder's ``event_shape``)."""
         return tuple(self.decoder.event_shape)
 
     def init_params(self, key: Array) -> dict:
+        """Args: ``key``. Returns: ``{"q_z1", "q_z2", "p_z1", "decoder"}`` Flax variables."""
         keys = jax.random.split(key, 4)
         d1, d2 = self.z1_dim, self.q_z2.latent_dim
         return {"q_z1": self.q_z1.init(keys[0], jnp.zeros(self.event_shape)),
@@ -136,20 +148,30 @@ class HierarchicalVAE:
                 "decoder": self.decoder.init(keys[3], jnp.zeros(d1))}
 
     def posterior(self, params, x: Array) -> GaussianChain:
-        """q(z1, z2 | x) for one ``x: [*event_shape]``."""
+        """Args: ``params``; one ``x: [*event_shape]``.
+
+        Returns: q(z1, z2 | x) = q(z1|x) q(z2|z1), a :class:`GaussianChain` over ``[d1 + d2]``.
+        """
         return GaussianChain(self.q_z1.apply(params["q_z1"], x), self.q_z2, params["q_z2"])
 
     def prior(self, params) -> GaussianChain:
-        """p(z1, z2) = p(z2) p(z1 | z2), a density over ``[z1, z2]``."""
+        """Args: ``params``. Returns: p(z1, z2) = p(z2) p(z1 | z2), a density over ``[z1, z2]``."""
         return GaussianChain(_standard_normal(self.q_z2.latent_dim), self.p_z1, params["p_z1"],
                              b_first=True)
 
     def likelihood(self, params, z: Array) -> distrax.Distribution:
-        """p(x | z1) for ``z = [z1, z2]: [..., d1 + d2]`` (x depends on z1 only)."""
+        """p(x | z1) for ``z = [z1, z2]: [..., d1 + d2]`` (x depends on z1 only).
+
+        Args: ``params``; ``z``. Returns: a distribution over ``[*event_shape]``.
+        """
         return self.decoder.apply(params["decoder"], z[..., :self.z1_dim])
 
     def apply(self, params, *args, method: str, rngs=None):
-        """The contract's entry point (as ``flax.linen.Module.apply``); ``rngs`` unused."""
+        """The contract's entry point (as ``flax.linen.Module.apply``); ``rngs`` unused.
+
+        Args: ``params``; the method's ``*args``; ``method``: ``"posterior"``, ``"prior"``
+          or ``"likelihood"``. Returns: that method's distribution.
+        """
         del rngs
         if method not in ("posterior", "prior", "likelihood"):
             raise ValueError(f"unknown method {method!r}; expected 'posterior', 'prior' "
@@ -160,7 +182,14 @@ class HierarchicalVAE:
 def iwae_two_layer(event_shape=(28, 28), z1_dim: int = 100, z2_dim: int = 50,
                    hidden1=(200, 200), hidden2=(100, 100), head=likelihoods.Bernoulli(),
                    output_bias_init=nn.initializers.zeros) -> HierarchicalVAE:
-    """The IWAE paper's two-stochastic-layer MNIST model (x-200-200-100-100-100-50, tanh)."""
+    """The IWAE paper's two-stochastic-layer MNIST model (x-200-200-100-100-100-50, tanh).
+
+    Args: ``event_shape`` of x; ``z1_dim``, ``z2_dim`` the latent sizes; ``hidden1`` (x <-> z1)
+      and ``hidden2`` (z1 <-> z2) widths; ``head`` of p(x|z1); ``output_bias_init``.
+    Returns: a :class:`HierarchicalVAE` with ``z = [z1, z2]: [z1_dim + z2_dim]``.
+
+    References: Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, Sec. 5.
+    """
     return HierarchicalVAE(
         q_z1=GaussianEncoder(hidden1, z1_dim, "tanh", "exp", event_ndims=len(event_shape)),
         q_z2=GaussianEncoder(hidden2, z2_dim, "tanh", "exp"),

@@ -64,37 +64,50 @@ class LinearGaussianVAE(nn.Module):
     inference_networks = ("encoder",)
 
     def setup(self):
+        """Creates the linear encoder (A, c, log_scale) and decoder (W, b)."""
         self.encoder = _LinearEncoder(self.data_dim, self.latent_dim)
         self.decoder = _LinearDecoder(self.data_dim, self.latent_dim, self.sigma)
 
     @property
     def event_shape(self) -> tuple:
+        """``(data_dim,)``, the shape of one x."""
         return (self.data_dim,)
 
     @property
     def latent_shape(self) -> tuple:
+        """``(latent_dim,)``, the shape of one z."""
         return (self.latent_dim,)
 
     def __call__(self, x: Array) -> distrax.Distribution:
+        """Args: ``x: [data_dim]``. Returns: q(z|x); touches both networks (for ``init``)."""
         q = self.encoder(x)
         self.decoder(q.mean())
         return q
 
     def posterior(self, x: Array) -> distrax.Distribution:
+        """Args: ``x: [data_dim]``. Returns: q(z|x) = N(A x + c, diag(exp(s))^2)."""
         return self.encoder(x)
 
     def likelihood(self, z: Array) -> distrax.Distribution:
+        """Args: ``z: [latent_dim]``. Returns: p(x|z) = N(W z + b, sigma^2 I)."""
         return self.decoder(z)
 
     def prior(self) -> distrax.Distribution:
+        """Returns: p(z) = N(0, I) over ``[latent_dim]``."""
         return diag_gaussian(jnp.zeros(self.latent_dim), jnp.ones(self.latent_dim))
 
     def init_params(self, key: Array):
+        """Args: ``key``. Returns: random Flax variables ``{"params": {...}}``."""
         return self.init(key, jnp.zeros(self.event_shape))
 
     def exact_params(self, key: Array, scales=(0.5, 2.0)):
-        """Parameters with orthogonal columns of W (norms spaced in ``scales``) and the
-        encoder that computes the exact posterior p(z|x) for every x."""
+        """Parameters whose encoder computes the exact posterior p(z|x) for every x.
+
+        W has orthogonal columns (norms spaced in ``scales``), so p(z|x) is diagonal.
+
+        Args: ``key``; ``scales``, (smallest, largest) column norm of W.
+        Returns: Flax variables ``{"params": {"encoder": ..., "decoder": ...}}``.
+        """
         k1, k2 = jax.random.split(key)
         Q, _ = jnp.linalg.qr(jax.random.normal(k1, (self.data_dim, self.latent_dim)))
         W = Q * jnp.linspace(scales[0], scales[1], self.latent_dim)
@@ -105,20 +118,30 @@ class LinearGaussianVAE(nn.Module):
         return {"params": {"encoder": enc, "decoder": {"W": W, "b": b}}}
 
     def log_marginal(self, params, x: Array) -> Array:
-        """Exact log p(x) for one ``x: [data_dim]``."""
+        """Exact log p(x) = log N(x; b, W W^T + sigma^2 I), nats.
+
+        Args: ``params``; one ``x: [data_dim]``. Returns: a scalar, nats.
+        """
         dec = params["params"]["decoder"]
         cov = dec["W"] @ dec["W"].T + self.sigma ** 2 * jnp.eye(self.data_dim)
         return distrax.MultivariateNormalFullCovariance(dec["b"], cov).log_prob(x)
 
     def exact_posterior(self, params, x: Array):
-        """``(mean [d], cov [d, d])`` of p(z|x) for one ``x: [data_dim]``."""
+        """The exact posterior p(z|x) = N(m, S), S = (I + W^T W / sigma^2)^-1.
+
+        Args: ``params``; one ``x: [data_dim]``.
+        Returns: ``(m: [latent_dim], S: [latent_dim, latent_dim])``.
+        """
         dec = params["params"]["decoder"]
         W = dec["W"]
         cov = jnp.linalg.inv(jnp.eye(self.latent_dim) + W.T @ W / self.sigma ** 2)
         return cov @ W.T @ (x - dec["b"]) / self.sigma ** 2, cov
 
     def kl_to_posterior(self, params, x: Array) -> Array:
-        """KL(q(z|x) || p(z|x)) in nats for one ``x``, in closed form (0 iff q is exact)."""
+        """KL(q(z|x) || p(z|x)) in nats for one ``x``, in closed form (0 iff q is exact).
+
+        Args: ``params``; one ``x: [data_dim]``. Returns: a scalar, nats.
+        """
         q = self.apply(params, x, method=LinearGaussianVAE.posterior)
         mean_p, cov_p = self.exact_posterior(params, x)
         var_q = q.variance()
@@ -128,7 +151,10 @@ class LinearGaussianVAE(nn.Module):
                       + jnp.linalg.slogdet(cov_p)[1] - jnp.sum(jnp.log(var_q)))
 
     def sample_x(self, params, key: Array) -> Array:
-        """One x ~ p(x)."""
+        """One x ~ p(x) (ancestral: z ~ N(0, I), x ~ N(W z + b, sigma^2 I)).
+
+        Args: ``params``; ``key``. Returns: ``x: [data_dim]``.
+        """
         dec = params["params"]["decoder"]
         kz, kx = jax.random.split(key)
         z = jax.random.normal(kz, (self.latent_dim,))

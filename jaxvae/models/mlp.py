@@ -21,7 +21,7 @@ from jaxvae import likelihoods
 Array = jax.Array
 
 __all__ = ["diag_gaussian", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp",
-           "mean_logit_init"]
+           "mean_logit_init", "GaussianHead"]
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu,
                 "softplus": jax.nn.softplus, "gelu": jax.nn.gelu}
@@ -43,6 +43,9 @@ def diag_gaussian(loc: Array, scale: Array) -> distrax.Distribution:
     ``loc`` and ``scale``: ``tree_map(stop_gradient, q)`` then stops every path to the
     parameters (MultivariateNormalDiag keeps bound methods of its scale bijector as static
     data, through which gradients leak), which STL and DReG rely on.
+
+    Args: ``loc: [*batch, latent]``; ``scale`` > 0, broadcastable to it.
+    Returns: a distribution with event shape ``[latent]`` and batch shape ``[*batch]``.
     """
     return distrax.Independent(distrax.Normal(loc, scale), reinterpreted_batch_ndims=1)
 
@@ -76,6 +79,26 @@ class MLP(nn.Module):
         return h
 
 
+class GaussianHead(nn.Module):
+    """h: ``[..., H]`` -> N(loc(h), diag positive_scale(raw_scale(h))^2) over ``[latent_dim]``.
+
+    Two Dense layers named ``loc`` and ``raw_scale`` (Glorot-uniform kernels, zero biases),
+    then :func:`positive_scale` and :func:`diag_gaussian`. An encoder that keeps these layers
+    at its own level (``encoder/loc/kernel``) shares its scope: ``nn.share_scope(self, head)``.
+    """
+
+    latent_dim: int
+    scale: str = "exp"
+
+    @nn.compact
+    def __call__(self, h: Array) -> distrax.Distribution:
+        """Args: ``h: [..., H]``. Returns: N(loc, diag scale^2), event ``[latent_dim]``."""
+        init = nn.initializers.glorot_uniform()
+        loc = nn.Dense(self.latent_dim, kernel_init=init, name="loc")(h)
+        raw_scale = nn.Dense(self.latent_dim, kernel_init=init, name="raw_scale")(h)
+        return diag_gaussian(loc, positive_scale(raw_scale, self.scale))
+
+
 class GaussianEncoder(nn.Module):
     """q(z|x) = N(mu(x), diag sigma(x)^2).
 
@@ -91,13 +114,16 @@ class GaussianEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> distrax.Distribution:
+        """Args: ``x: [*batch, *event]`` (``event_ndims`` axes of event).
+
+        Returns: q(z|x), event shape ``[latent_dim]``, batch shape ``[*batch]``.
+        """
         batch_shape = x.shape[:x.ndim - self.event_ndims]
         h = jnp.reshape(x, (*batch_shape, -1)).astype(jnp.float32)
         h = MLP(self.hidden, self.activation)(h)
-        init = nn.initializers.glorot_uniform()
-        loc = nn.Dense(self.latent_dim, kernel_init=init, name="loc")(h)
-        raw_scale = nn.Dense(self.latent_dim, kernel_init=init, name="raw_scale")(h)
-        return diag_gaussian(loc, positive_scale(raw_scale, self.scale))
+        head = GaussianHead(self.latent_dim, self.scale)
+        nn.share_scope(self, head)          # its layers stay at encoder/loc, encoder/raw_scale
+        return head(h)
 
 
 class MLPDecoder(nn.Module):
@@ -111,6 +137,10 @@ class MLPDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, z: Array) -> distrax.Distribution:
+        """Args: ``z: [*batch, latent_dim]``.
+
+        Returns: p(x|z) from ``head``, event shape ``[*event_shape]``, batch ``[*batch]``.
+        """
         h = MLP(self.hidden, self.activation)(z)
         raw_shape = self.head.raw_shape(tuple(self.event_shape))
         raw = nn.Dense(math.prod(raw_shape), kernel_init=nn.initializers.glorot_uniform(),
@@ -122,11 +152,10 @@ class MLPDecoder(nn.Module):
 class VAE(nn.Module):
     """Encoder + standard-normal prior + decoder, one stochastic layer.
 
-    Methods (call with ``model.apply(params, ..., method=...)``):
-      * ``__call__(x)`` / ``posterior(x)``: q(z|x) for ``x: [*event_shape]``;
-      * ``likelihood(z)``: p(x|z) for ``z: [latent_dim]``;
-    and :meth:`prior` (no parameters): N(0, I) over ``[latent_dim]``.
-    Use :func:`jaxvae.model_terms` to get ``(q, prior, log_likelihood)`` for one x.
+    Implements :class:`jaxvae.types.Model`: ``posterior(x)`` is q(z|x) for
+    ``x: [*event_shape]``, ``likelihood(z)`` is p(x|z) for ``z: [latent_dim]``, and
+    ``prior()`` (no parameters) is N(0, I) over ``[latent_dim]``. Use
+    :func:`jaxvae.model_terms` to get ``(q, prior, log_likelihood)`` for one x.
     """
 
     encoder: nn.Module
@@ -137,37 +166,56 @@ class VAE(nn.Module):
 
     @property
     def latent_dim(self) -> int:
+        """The number of latent units (the encoder's ``latent_dim``)."""
         return self.encoder.latent_dim
 
     @property
+    def latent_shape(self) -> tuple:
+        """``(latent_dim,)``, the shape of one z."""
+        return (self.latent_dim,)
+
+    @property
     def event_shape(self) -> tuple:
+        """The shape of one x (the decoder's ``event_shape``)."""
         return tuple(self.decoder.event_shape)
 
     def prior(self) -> distrax.Distribution:
+        """Returns: p(z) = N(0, I) over ``[latent_dim]`` (no parameters)."""
         return diag_gaussian(jnp.zeros(self.latent_dim), jnp.ones(self.latent_dim))
 
     def posterior(self, x: Array) -> distrax.Distribution:
+        """Args: ``x: [*event_shape]``. Returns: q(z|x) over ``[latent_dim]``."""
         return self.encoder(x)
 
     def likelihood(self, z: Array) -> distrax.Distribution:
+        """Args: ``z: [latent_dim]``. Returns: p(x|z) over ``[*event_shape]``."""
         return self.decoder(z)
 
     def __call__(self, x: Array) -> distrax.Distribution:
+        """Args: ``x: [*event_shape]``. Returns: q(z|x); also creates the decoder's parameters."""
         # Used by ``init``: touches both networks so that all parameters are created.
         q = self.encoder(x)
         self.decoder(jnp.zeros((*q.batch_shape, *q.event_shape)))   # flows have no closed-form mean
         return q
 
     def init_params(self, key: Array) -> Any:
-        """Parameters for one example of shape ``event_shape``."""
+        """Parameters for one example of shape ``event_shape``.
+
+        Args: ``key``, a PRNG key. Returns: Flax variables ``{"params": {...}}``.
+        """
         return self.init(key, jnp.zeros(self.event_shape))
 
 
 def mean_logit_init(data_mean, eps: float = 1e-3) -> Callable:
-    """Bias initializer: logit of the training mean of each pixel (Burda et al. 2015).
+    """Bias initializer: logit of the training mean of each pixel.
 
-    The mean is kept inside [eps, 1 - eps] so that constant pixels get a finite logit;
-    this only chooses the starting point, the model is unchanged.
+    b_d = log m_d - log(1 - m_d). The mean is kept inside [eps, 1 - eps] so that constant
+    pixels get a finite logit; this only chooses the starting point, the model is unchanged.
+
+    Args: ``data_mean: [*event]`` in [0, 1] (e.g. ``images.mean(0)``); ``eps`` > 0.
+    Returns: ``init(key, shape, dtype) -> [D]`` for the decoder's ``output_bias_init``.
+
+    References: Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders.
     """
     mean = jnp.clip(jnp.ravel(jnp.asarray(data_mean, jnp.float32)), eps, 1.0 - eps)
     logit = jnp.log(mean) - jnp.log1p(-mean)
@@ -183,7 +231,15 @@ def mean_logit_init(data_mean, eps: float = 1e-3) -> Callable:
 
 def iwae_mlp(event_shape=(28, 28), latent_dim: int = 50, hidden=(200, 200),
              head=likelihoods.Bernoulli(), output_bias_init=nn.initializers.zeros) -> VAE:
-    """Burda et al. (2015) one-stochastic-layer architecture: D-200-200-50, tanh."""
+    """The IWAE paper's one-stochastic-layer architecture: D-200-200-50, tanh.
+
+    Args: ``event_shape`` of x; ``latent_dim``; ``hidden`` encoder widths (mirrored in the
+      decoder); ``head`` the decoder's likelihood; ``output_bias_init`` (e.g.
+      :func:`mean_logit_init`).
+    Returns: a :class:`VAE` with exp-parameterized Gaussian q(z|x) and N(0, I) prior.
+
+    References: Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders.
+    """
     return VAE(
         encoder=GaussianEncoder(hidden, latent_dim, "tanh", "exp", event_ndims=len(event_shape)),
         decoder=MLPDecoder(tuple(reversed(hidden)), tuple(event_shape), head, "tanh",
@@ -193,7 +249,14 @@ def iwae_mlp(event_shape=(28, 28), latent_dim: int = 50, hidden=(200, 200),
 def kingma_welling_mlp(event_shape=(28, 28), latent_dim: int = 20, hidden: int = 500,
                        head=likelihoods.Bernoulli(),
                        output_bias_init=nn.initializers.zeros) -> VAE:
-    """Kingma & Welling (2014) MNIST architecture: one tanh hidden layer of 500 units."""
+    """The AEVB paper's MNIST architecture: one tanh hidden layer of 500 units.
+
+    Args: ``event_shape``; ``latent_dim``; ``hidden`` (one width); ``head``;
+      ``output_bias_init``, as in :func:`iwae_mlp`.
+    Returns: a :class:`VAE`.
+
+    References: Kingma & Welling (2014), Auto-Encoding Variational Bayes.
+    """
     return VAE(
         encoder=GaussianEncoder((hidden,), latent_dim, "tanh", "exp",
                                 event_ndims=len(event_shape)),
