@@ -220,7 +220,8 @@ def markdown(res) -> str:
              "per parameter group, with ||E g||^2 estimated without the tr Var / M bias "
              "(`jaxvae.summarize`'s `norm_snr`); mean per-parameter SNR |E g_p| / std g_p "
              "beside it.", "",
-             "| estimator | K | phi SNR | phi mean per-param SNR | theta SNR | theta mean per-param SNR | s |",
+             "| estimator | K | phi SNR | phi mean per-param SNR | theta SNR "
+             "| theta mean per-param SNR | s |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["snr"]:
         lines.append(f"| {r['estimator'].upper()} | {r['k']} | {r['inference_norm_snr']:.4f} | "
@@ -236,7 +237,8 @@ def markdown(res) -> str:
               f"DReG phi {s['dreg_phi_mean_snr_slope']:+.3f}, IWAE theta "
               f"{s['iwae_theta_mean_snr_slope']:+.3f}.", "",
               f"## 2. ELBO gradient estimators at the same parameters (k = {a['elbo_k']})", "",
-              "| estimator | total variance of phi gradient | ratio to reparameterization (MC KL) | "
+              "| estimator | total variance of phi gradient "
+              "| ratio to reparameterization (MC KL) | "
               "total variance of theta gradient |", "| --- | --- | --- | --- |"]
     base = res["estimators"][0]["phi_total_variance"]
     for r in res["estimators"]:

@@ -49,8 +49,8 @@ def parse_configs(text: str):
 
 
 def markdown(records, args, machine) -> str:
-    lines = ["| posterior | K | test NLL, IWAE k=%d (ours) | −ELBO (ours) | paper (−ELBO) "
-             "| active units | passes | train s | eval s |" % args.eval_k,
+    lines = [f"| posterior | K | test NLL, IWAE k={args.eval_k} (ours) | −ELBO (ours) "
+             "| paper (−ELBO) | active units | passes | train s | eval s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(records, key=lambda r: (r["flow"] == "iaf", r["num_flows"])):
         paper = PAPER.get((r["flow"], r["num_flows"]), "–")

@@ -328,8 +328,10 @@ def _eps_candidates(model, params, x, key, k):
     ``q.sample(seed=key_i, sample_shape=(k,))``), and one ``normal(key, (B, k, L))``."""
     import jax
 
+    import jaxvae
+
     def per_example(xi, ki):
-        q = model.apply(params, xi, method="posterior")
+        q = jaxvae.bind(model, params).posterior(xi)
         z = q.sample(seed=ki, sample_shape=(k,))
         loc, scale = _loc_scale(q)
         return (z - loc) / scale
@@ -363,9 +365,9 @@ def self_check(params0, x_np, have_torch: bool, have_numpyro: bool, tol: float =
     import jax
     import jax.numpy as jnp
     import numpy as np
+    from peers import jax_handwritten as hw
 
     import jaxvae
-    from peers import jax_handwritten as hw
 
     model = jaxvae.iwae_mlp()
     x = jnp.asarray(x_np)

@@ -168,7 +168,7 @@ sample_jit = jax.jit(sample, static_argnums=2)
 TARGETS = tuple(target_energy(name) for name in ENERGIES)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_trainer(steps: int, lr: float, batch: int, anneal: int, chunk: int):
     """(tx, run): Adam with a cosine decay from ``lr`` over ``steps``, and a jitted
     ``run(params, opt_state, key, t0, energy_index) -> (params, opt_state, loss)`` taking

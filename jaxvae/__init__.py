@@ -1,95 +1,91 @@
 """jaxvae: a functional JAX library for variational autoencoders."""
 
-from jaxvae import data
-from jaxvae import estimators
-from jaxvae import evaluate
-from jaxvae import flows
-from jaxvae import latent
-from jaxvae import likelihoods
-from jaxvae import plots
-from jaxvae import schedules
-from jaxvae import terms
-from jaxvae import train
-from jaxvae import types
-from jaxvae import variance
-from jaxvae.data import Dataset
-from jaxvae.data import DataError
-from jaxvae.data import binarize_dynamic
-from jaxvae.data import binarize_fixed
-from jaxvae.data import load
-from jaxvae.estimators import DReG
-from jaxvae.estimators import ESTIMATORS
-from jaxvae.estimators import IWAE
-from jaxvae.estimators import RWS
-from jaxvae.estimators import STL
-from jaxvae.estimators import Estimator
-from jaxvae.estimators import Reparam
-from jaxvae.estimators import ScoreFunction
-from jaxvae.estimators import WakeSleep
-from jaxvae.estimators import make_estimator
-from jaxvae.evaluate import active_units
-from jaxvae.evaluate import kl_per_dimension
-from jaxvae.evaluate import log_likelihood
-from jaxvae.models import FlowEncoder
-from jaxvae.flows import IAF
-from jaxvae.flows import Planar
-from jaxvae.flows import Radial
-from jaxvae.models import flow_vae
-from jaxvae.flows import nice_coupling
-from jaxvae.latent import attribute_vector
-from jaxvae.latent import interpolate
-from jaxvae.latent import lerp
-from jaxvae.latent import reconstruct
-from jaxvae.latent import sample_prior
-from jaxvae.latent import slerp
-from jaxvae.latent import traverse
-from jaxvae.losses import OBJECTIVES
-from jaxvae.losses import make_loss
-from jaxvae.losses import make_objective
-from jaxvae.models import BayesianDense
-from jaxvae.models import BayesianMLP
-from jaxvae.models import GaussianChain
-from jaxvae.models import GaussianEncoder
-from jaxvae.models import HierarchicalVAE
-from jaxvae.models import LinearGaussianVAE
-from jaxvae.models import MLPDecoder
-from jaxvae.models import VariationalDropoutDense
-from jaxvae.models import bayesian
-from jaxvae.models import VAE
-from jaxvae.models import diag_gaussian
-from jaxvae.models import iwae_mlp
-from jaxvae.models import iwae_two_layer
-from jaxvae.models import kingma_welling_mlp
-from jaxvae.models import mean_logit_init
-from jaxvae.objectives import Samples
-from jaxvae.objectives import elbo
-from jaxvae.objectives import gaussian_kl
-from jaxvae.objectives import iwae_bound
-from jaxvae.objectives import kl_divergence
-from jaxvae.objectives import log_mean_exp
-from jaxvae.objectives import log_weights
-from jaxvae.objectives import sample_terms
-from jaxvae.schedules import cyclical_annealing
-from jaxvae.schedules import iwae_paper_optimizer
-from jaxvae.schedules import linear_annealing
-from jaxvae.schedules import sigmoid_annealing
-from jaxvae.terms import ParamGroups
-from jaxvae.terms import batched
-from jaxvae.terms import bind
-from jaxvae.terms import check_batch
-from jaxvae.terms import merge_params
-from jaxvae.terms import model_terms
-from jaxvae.terms import split_params
-from jaxvae.train import CheckpointError
-from jaxvae.train import TrainState
-from jaxvae.train import create_train_state
-from jaxvae.train import fit
-from jaxvae.train import make_train_step
+from jaxvae import (
+    data,
+    estimators,
+    evaluate,
+    flows,
+    latent,
+    likelihoods,
+    plots,
+    schedules,
+    terms,
+    train,
+    types,
+    variance,
+)
+from jaxvae.data import DataError, Dataset, binarize_dynamic, binarize_fixed, load
+from jaxvae.estimators import (
+    ESTIMATORS,
+    IWAE,
+    RWS,
+    STL,
+    DReG,
+    Estimator,
+    Reparam,
+    ScoreFunction,
+    WakeSleep,
+    make_estimator,
+)
+from jaxvae.evaluate import active_units, kl_per_dimension, log_likelihood
+from jaxvae.flows import IAF, Planar, Radial, nice_coupling
+from jaxvae.latent import (
+    attribute_vector,
+    interpolate,
+    lerp,
+    reconstruct,
+    sample_prior,
+    slerp,
+    traverse,
+)
+from jaxvae.losses import OBJECTIVES, make_loss, make_objective
+from jaxvae.models import (
+    VAE,
+    BayesianDense,
+    BayesianMLP,
+    FlowEncoder,
+    GaussianChain,
+    GaussianEncoder,
+    HierarchicalVAE,
+    LinearGaussianVAE,
+    MLPDecoder,
+    VariationalDropoutDense,
+    bayesian,
+    diag_gaussian,
+    flow_vae,
+    iwae_mlp,
+    iwae_two_layer,
+    kingma_welling_mlp,
+    mean_logit_init,
+)
+from jaxvae.objectives import (
+    Samples,
+    elbo,
+    gaussian_kl,
+    iwae_bound,
+    kl_divergence,
+    log_mean_exp,
+    log_weights,
+    sample_terms,
+)
+from jaxvae.schedules import (
+    cyclical_annealing,
+    iwae_paper_optimizer,
+    linear_annealing,
+    sigmoid_annealing,
+)
+from jaxvae.terms import (
+    ParamGroups,
+    batched,
+    bind,
+    check_batch,
+    merge_params,
+    model_terms,
+    split_params,
+)
+from jaxvae.train import CheckpointError, TrainState, create_train_state, fit, make_train_step
 from jaxvae.types import Model
-from jaxvae.variance import estimator_grad
-from jaxvae.variance import gradient_stats
-from jaxvae.variance import minibatch_covariance
-from jaxvae.variance import summarize
+from jaxvae.variance import estimator_grad, gradient_stats, minibatch_covariance, summarize
 
 __version__ = "0.1.0"
 

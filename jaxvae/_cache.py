@@ -9,7 +9,8 @@ Unhashable keys (a model holding arrays) are never cached.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["CompileCache"]
 

@@ -253,7 +253,8 @@ def cmd_train(args) -> dict:
           f"{train_set.name} [{args.split}, {x.shape[0]} examples]; run directory {out}")
     start = time.time()
     state = train.fit(state, step, x, batch_size=args.batch_size, num_epochs=args.epochs,
-                      num_steps=num_steps, seed=args.seed, eval_fn=eval_fn, workdir=out, resume=args.resume,
+                      num_steps=num_steps, seed=args.seed, eval_fn=eval_fn, workdir=out,
+                      resume=args.resume,
                       overwrite=args.overwrite, mesh=mesh, progress=not args.no_progress)
     train_seconds = time.time() - start
     results = _final_bounds(model, state.params, test_x, key_eval, args.eval_k,

@@ -192,6 +192,8 @@ def _map_batches(fn, params, x, batch_size: int, key) -> np.ndarray:
     batch_size = _checks.integer(batch_size, "batch_size")
     n = x.shape[0]
     batch_size = min(batch_size, n)
+    # without a key the statistic is deterministic (closed-form means, KLs); the keys passed
+    # then are placeholders that no statistic reads
     keys = jax.random.split(jax.random.key(0) if key is None else key, n)
     parts = [np.asarray(fn(params, jnp.asarray(x[idx]), keys[idx]))[:real]
              for idx, real in _batches(n, batch_size)]

@@ -15,6 +15,7 @@ from probabilities, so they are exact in float32 where the inputs are.
 from __future__ import annotations
 
 import dataclasses
+
 import distrax
 import jax
 import jax.numpy as jnp

@@ -11,8 +11,8 @@ is an error at trace time, never a silently wrong gradient.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import distrax
 import flax

@@ -20,7 +20,8 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -176,7 +177,8 @@ class Checkpointer:
         try:
             self._manager = ocp.CheckpointManager(self.directory, options=options)
         except Exception as err:  # orbax raises several types for unreadable directories
-            raise CheckpointError(f"cannot open checkpoint directory {self.directory}: {err}") from err
+            raise CheckpointError(
+                f"cannot open checkpoint directory {self.directory}: {err}") from err
 
     def latest_step(self) -> int | None:
         """The step of the newest complete checkpoint, or None when there is none."""
@@ -246,7 +248,8 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
 
 
 def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size: int,
-        num_epochs: int, num_steps: int | None = None, seed: int = 0, eval_fn: Callable[[TrainState], dict] | None = None,
+        num_epochs: int, num_steps: int | None = None, seed: int = 0,
+        eval_fn: Callable[[TrainState], dict] | None = None,
         eval_every: int = 1, workdir: str | None = None, resume: bool = False,
         overwrite: bool = False, checkpoint_every: int | None = None, mesh: Mesh | None = None,
         progress: bool = True) -> TrainState:

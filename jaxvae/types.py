@@ -8,7 +8,8 @@ estimator, evaluator and latent-space tool reaches a model only through
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 

@@ -18,7 +18,8 @@ and data: only the key varies between draws, so the spread is the estimator's ow
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -265,7 +266,8 @@ def minibatch_covariance(per_example_fn: Callable, params, data: Array, key: Arr
     keys = jax.random.split(key, num_draws + 1)
     # Moments about a pilot mean (one extra draw): variances and covariances do not change
     # under the shift, and the float32 sums do not cancel catastrophically.
-    shift = jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), jax.jit(sample)(params, data, keys[0]))
+    first = jax.jit(sample)(params, data, keys[0])
+    shift = jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), first)
 
     @jax.jit
     def accumulate(params, data, shift, keys):

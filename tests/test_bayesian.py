@@ -24,7 +24,8 @@ def test_preactivation_mean_and_variance(estimator):
     x, mean, var = layer_params(jax.random.key(0))
     n = 20000
     keys = jax.random.split(jax.random.key(1), n)
-    b = jax.jit(jax.vmap(lambda k: bayesian.sample_preactivations(x, mean, var, estimator, k)))(keys)
+    draw = jax.vmap(lambda k: bayesian.sample_preactivations(x, mean, var, estimator, k))
+    b = jax.jit(draw)(keys)
     b = np.asarray(b, np.float64)
     mu, v = np.asarray(x @ mean), np.asarray((x * x) @ var)
     z_mean = (b.mean(0) - mu) / np.sqrt(v / n)

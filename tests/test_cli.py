@@ -7,6 +7,7 @@ from PIL import Image
 
 from jaxvae.cli import main
 
+
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
     """A tiny MNIST-shaped data set: blobs of varying position, uint8 like the real file."""

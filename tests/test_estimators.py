@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from oracles import LinearGaussian, LinearGaussianVAE, flat_draws, perturb
 
 import jaxvae
 from jaxvae import estimators, objectives
-from oracles import LinearGaussian, LinearGaussianVAE, flat_draws, perturb
 
 MODEL = LinearGaussianVAE()
 ELBO_ESTIMATORS = ("reparam", "score_function", "stl")

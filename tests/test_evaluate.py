@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import LinearGaussian
 
 import jaxvae
 from jaxvae import evaluate, objectives
-from oracles import LinearGaussian
 
 KEY = jax.random.PRNGKey(0)
 

@@ -204,8 +204,8 @@ def test_flow_vae_under_x64(kind):
         params = model.init_params(jax.random.PRNGKey(0))
         assert {a.dtype for a in jax.tree_util.tree_leaves(params)} == {np.dtype(np.float32)}
         loss = jaxvae.make_loss(model, "iwae", 3)
-        (value, _), grads = jax.value_and_grad(loss, has_aux=True)(params, _data(),
-                                                                  jax.random.PRNGKey(7))
+        (value, _), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(
+            params, _data(), jax.random.PRNGKey(7))
         assert np.isfinite(value)
         flat, _ = jax.flatten_util.ravel_pytree(grads)
         assert np.all(np.isfinite(flat)) and np.any(flat != 0)

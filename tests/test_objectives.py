@@ -3,9 +3,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import LinearGaussian
 
 import jaxvae
-from oracles import LinearGaussian
 
 KEY = jax.random.PRNGKey(0)
 

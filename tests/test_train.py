@@ -43,7 +43,8 @@ def test_train_step_is_compiled_once_and_matches_manual_update():
     (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key_loss)
     updates, _ = tx.update(grads, state.opt_state, state.params)
     expected = optax.apply_updates(state.params, updates)
-    for x, y in zip(jax.tree_util.tree_leaves(new_state.params), jax.tree_util.tree_leaves(expected)):
+    leaves = jax.tree_util.tree_leaves
+    for x, y in zip(leaves(new_state.params), leaves(expected)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(metrics["loss"], loss, rtol=1e-6)
     assert int(new_state.step) == 1

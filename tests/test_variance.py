@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import LinearGaussianVAE, flat_draws, perturb
 
 import jaxvae
 from jaxvae import variance
-from oracles import LinearGaussianVAE, flat_draws, perturb
 
 MODEL = LinearGaussianVAE()
 

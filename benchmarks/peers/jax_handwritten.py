@@ -47,7 +47,9 @@ def _dense(p, h):
 
 
 def log_weights(params: dict, x, eps):
-    """log w = log p(x|z) + log p(z) - log q(z|x) for ``x: [B, D]``, ``eps: [B, k, L]`` -> [B, k]."""
+    """log w = log p(x|z) + log p(z) - log q(z|x).
+
+    ``x: [B, D]``, ``eps: [B, k, L]`` -> ``[B, k]``."""
     h = jnp.tanh(_dense(params["enc2"], jnp.tanh(_dense(params["enc1"], x))))
     mu = _dense(params["loc"], h)
     log_var = _dense(params["raw_scale"], h)

@@ -10,16 +10,9 @@
   from ``(seed, epoch)``, of an array or a pytree of arrays (images and labels).
 """
 
-from jaxvae.data.batching import batches
-from jaxvae.data.batching import num_batches
-from jaxvae.data.binarize import binarize_dynamic
-from jaxvae.data.binarize import binarize_fixed
-from jaxvae.data.binarize import dynamic_binarization
-from jaxvae.data.registry import SPLITS
-from jaxvae.data.registry import DataError
-from jaxvae.data.registry import Dataset
-from jaxvae.data.registry import MissingDependencyError
-from jaxvae.data.registry import load
+from jaxvae.data.batching import batches, num_batches
+from jaxvae.data.binarize import binarize_dynamic, binarize_fixed, dynamic_binarization
+from jaxvae.data.registry import SPLITS, DataError, Dataset, MissingDependencyError, load
 
 __all__ = [
     "DataError",

@@ -6,7 +6,8 @@ A data set is an array ``[N, ...]`` or any pytree of arrays with the same leadin
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jax
 import numpy as np

@@ -5,9 +5,36 @@ from jaxvae.models.bayesian import BayesianDense, BayesianMLP, VariationalDropou
 from jaxvae.models.flow import MADE, FlowEncoder, NICEShift, flow_vae
 from jaxvae.models.hierarchical import GaussianChain, HierarchicalVAE, iwae_two_layer
 from jaxvae.models.linear import LinearGaussianVAE
-from jaxvae.models.mlp import GaussianHead
-from jaxvae.models.mlp import (diag_gaussian, GaussianEncoder, MLPDecoder, VAE, iwae_mlp, kingma_welling_mlp,
-                               mean_logit_init)
+from jaxvae.models.mlp import (
+    VAE,
+    GaussianEncoder,
+    GaussianHead,
+    MLPDecoder,
+    diag_gaussian,
+    iwae_mlp,
+    kingma_welling_mlp,
+    mean_logit_init,
+)
 
-__all__ = ["bayesian", "BayesianDense", "BayesianMLP", "VariationalDropoutDense", "diag_gaussian", "LinearGaussianVAE", "GaussianChain", "HierarchicalVAE", "iwae_two_layer", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp", "mean_logit_init",
-           "GaussianHead", "MADE", "NICEShift", "FlowEncoder", "flow_vae"]
+__all__ = [
+    "bayesian",
+    "BayesianDense",
+    "BayesianMLP",
+    "VariationalDropoutDense",
+    "diag_gaussian",
+    "LinearGaussianVAE",
+    "GaussianChain",
+    "HierarchicalVAE",
+    "iwae_two_layer",
+    "GaussianEncoder",
+    "GaussianHead",
+    "MLPDecoder",
+    "VAE",
+    "iwae_mlp",
+    "kingma_welling_mlp",
+    "mean_logit_init",
+    "MADE",
+    "NICEShift",
+    "FlowEncoder",
+    "flow_vae",
+]

@@ -30,7 +30,7 @@ rngs={"noise": key})``.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax

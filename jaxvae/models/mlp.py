@@ -9,7 +9,8 @@ Presets:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import distrax
 import flax.linen as nn
@@ -20,7 +21,8 @@ from jaxvae import likelihoods
 
 Array = jax.Array
 
-__all__ = ["diag_gaussian", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp", "kingma_welling_mlp",
+__all__ = ["diag_gaussian", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp",
+           "kingma_welling_mlp",
            "mean_logit_init", "GaussianHead"]
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu,
