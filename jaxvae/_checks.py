@@ -11,8 +11,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-__all__ = ["integer", "num_samples", "same_event_shape", "single_example", "example",
-           "batch", "vector"]
+__all__ = ["integer", "num_samples", "same_event_shape", "single_example", "batch", "vector"]
 
 
 def integer(value, name: str, minimum: int = 1, *, error: type = ValueError,
@@ -55,15 +54,6 @@ def single_example(x, event_shape, name: str = "x") -> None:
         raise ValueError(
             f"{name} has shape {tuple(x.shape)} but the model's decoder describes data of "
             f"shape {event_shape} (per example)")
-
-
-def example(x, event_shape, name: str = "x"):
-    """One example of ``event_shape`` with finite values; returns it as an array."""
-    x = jax.numpy.asarray(x)
-    if tuple(x.shape) != tuple(event_shape):
-        raise ValueError(f"{name} must have shape {tuple(event_shape)}, got {tuple(x.shape)}")
-    batch(x[None], name=name)
-    return x
 
 
 def batch(x, event_shape=None, name: str = "x") -> None:
