@@ -87,13 +87,13 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
     """
     num_samples = _checks.num_samples(num_samples)
     sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
-    chunk, num_full, remainder = _chunk_sizes(num_samples, sample_chunk)
-    return _LL_FNS.get((model, num_samples, chunk),
-                       lambda: _build_log_likelihood_fn(model, num_samples, chunk))
+    sizes = _chunk_sizes(num_samples, sample_chunk)
+    return _LL_FNS.get((model, num_samples, sizes[0]),
+                       lambda: _build_log_likelihood_fn(model, num_samples, *sizes))
 
 
-def _build_log_likelihood_fn(model, num_samples: int, chunk: int):
-    num_full, remainder = num_samples // chunk, num_samples % chunk
+def _build_log_likelihood_fn(model, num_samples: int, chunk: int, num_full: int,
+                             remainder: int):
 
     def per_example(params, x, key):
         q, prior, log_lik = terms.model_terms(model, params, x)

@@ -96,12 +96,7 @@ def log_weights(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distributi
 
     log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i ~ q(z|x), i = 1..k.
 
-    Args:
-      key: PRNG key.
-      q: posterior for one example, event shape ``[*latent]`` (batch shape ``()``).
-      prior: p(z), same event shape as ``q``.
-      log_likelihood: ``z: [*latent] -> log p(x|z)``, a scalar; vmapped over the k samples.
-      num_samples: k >= 1.
+    Args: as :func:`sample_terms` (``q`` and ``prior`` over ``[*latent]``, k >= 1).
 
     Returns:
       ``log_w: [k]`` in nats.
@@ -142,7 +137,7 @@ def iwae_bound(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distributio
     >>> bool(jnp.allclose(a, b, rtol=1e-6))
     True
 
-    Args: as :func:`log_weights`.
+    Args: as :func:`sample_terms`.
 
     Returns: a scalar, nats for this example.
 
@@ -176,7 +171,7 @@ def elbo(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
     ...                   jaxvae.iwae_bound(key, q, prior, log_lik), rtol=1e-6))
     True
 
-    Args: as :func:`log_weights`, plus ``analytic_kl`` and ``beta`` (a float or a traced
+    Args: as :func:`sample_terms`, plus ``analytic_kl`` and ``beta`` (a float or a traced
       scalar).
 
     Returns: a scalar, nats for this example.

@@ -12,6 +12,7 @@ of numbers is intended and explained.
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,37 +20,12 @@ import numpy as np
 
 import jaxvae
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "pinned_values.npz")
+TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests")
+sys.path.insert(0, TESTS)
+from pinned_cases import ESTIMATORS, KEY, MODELS, OBJECTIVES, K  # noqa: E402
 
-MODELS = {
-    "mlp": lambda: jaxvae.iwae_mlp(event_shape=(2, 3), latent_dim=3, hidden=(5,)),
-    "two_layer": lambda: jaxvae.iwae_two_layer(event_shape=(6,), z1_dim=3, z2_dim=2,
-                                               hidden1=(5,), hidden2=(4,)),
-    "planar": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,),
-                                      flow="planar", num_flows=2),
-    "radial": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,),
-                                      flow="radial", num_flows=2),
-    "iaf": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,), flow="iaf",
-                                   num_flows=2, flow_hidden=4, context_dim=2),
-    "nice": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,), flow="nice",
-                                    num_flows=2, flow_hidden=4, context_dim=2),
-}
-OBJECTIVES = {  # name -> (objective, options)
-    "elbo": ("elbo", {}),
-    "elbo_analytic": ("elbo", {"analytic_kl": True}),
-    "elbo_beta": ("elbo", {"beta": 0.5}),
-    "iwae": ("iwae", {}),
-}
-ESTIMATORS = {  # name -> (estimator, options)
-    "reparam": ("reparam", {}),
-    "score_function": ("score_function", {}),
-    "score_function_loo": ("score_function", {"baseline": "leave_one_out"}),
-    "stl": ("stl", {}),
-    "iwae": ("iwae", {}),
-    "dreg": ("dreg", {}),
-    "rws": ("rws", {}),
-}
-K = 3
+OUT = os.path.join(TESTS, "data", "pinned_values.npz")
+
 
 
 def flat(prefix: str, tree) -> dict:
@@ -64,7 +40,6 @@ def data_for(model):
 
 def main():
     out = {}
-    key = jax.random.key(7)
     for name, make in MODELS.items():
         model = make()
         params = model.init_params(jax.random.key(0))
@@ -75,14 +50,14 @@ def main():
             if options.get("analytic_kl") and name != "mlp":
                 continue
             loss = jaxvae.make_loss(model, objective, K, **options)
-            (value, _), grads = jax.value_and_grad(loss, has_aux=True)(params, x, key)
+            (value, _), grads = jax.value_and_grad(loss, has_aux=True)(params, x, KEY)
             out[f"{name}/objective/{obj_name}/value"] = np.asarray(value)
             out.update(flat(f"{name}/objective/{obj_name}/grad", grads))
         groups = jaxvae.split_params(model, params)
         for est_name, (estimator, options) in ESTIMATORS.items():
             surrogate = jaxvae.make_estimator(model, estimator, K, **options)
-            values = surrogate(groups, x, key)
-            grads = jax.grad(lambda g: jnp.mean(surrogate(g, x, key)))(groups)
+            values = surrogate(groups, x, KEY)
+            grads = jax.grad(lambda g: jnp.mean(surrogate(g, x, KEY)))(groups)
             out[f"{name}/estimator/{est_name}/value"] = np.asarray(values)
             out.update(flat(f"{name}/estimator/{est_name}/grad", jaxvae.merge_params(grads)))
     os.makedirs(os.path.dirname(OUT), exist_ok=True)

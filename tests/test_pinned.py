@@ -15,30 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pinned_cases import ESTIMATORS, KEY, MODELS, OBJECTIVES, K
 
 import jaxvae
 
 PINNED = np.load(__file__.replace("test_pinned.py", "data/pinned_values.npz"))
-K = 3
-KEY = jax.random.key(7)
-MODELS = {
-    "mlp": lambda: jaxvae.iwae_mlp(event_shape=(2, 3), latent_dim=3, hidden=(5,)),
-    "two_layer": lambda: jaxvae.iwae_two_layer(event_shape=(6,), z1_dim=3, z2_dim=2,
-                                               hidden1=(5,), hidden2=(4,)),
-    "planar": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,),
-                                      flow="planar", num_flows=2),
-    "radial": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,),
-                                      flow="radial", num_flows=2),
-    "iaf": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,), flow="iaf",
-                                   num_flows=2, flow_hidden=4, context_dim=2),
-    "nice": lambda: jaxvae.flow_vae(event_shape=(6,), latent_dim=3, hidden=(5,), flow="nice",
-                                    num_flows=2, flow_hidden=4, context_dim=2),
-}
-OBJECTIVES = {"elbo": ("elbo", {}), "elbo_analytic": ("elbo", {"analytic_kl": True}),
-              "elbo_beta": ("elbo", {"beta": 0.5}), "iwae": ("iwae", {})}
-ESTIMATORS = {"reparam": ("reparam", {}), "score_function": ("score_function", {}),
-              "score_function_loo": ("score_function", {"baseline": "leave_one_out"}),
-              "stl": ("stl", {}), "iwae": ("iwae", {}), "dreg": ("dreg", {}), "rws": ("rws", {})}
 
 
 def saved_tree(prefix: str) -> dict:
@@ -67,6 +48,13 @@ def assert_trees_close(got, want):
     assert got_def == want_def
     for a, b in zip(got_leaves, want_leaves):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def assert_pinned(name, model, entry, value, grads, rtol):
+    """``value`` (the loss, or per-example surrogates) and ``grads`` against the pinned ones."""
+    np.testing.assert_allclose(value, PINNED[f"{name}/{entry}/value"], rtol=rtol)
+    want = saved_tree(f"{name}/{entry}/grad")
+    assert_trees_close(grads, to_current_layout(name, model, want))
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -114,22 +102,15 @@ def test_objectives_are_unchanged(pinned, results):
     for obj_name in OBJECTIVES:
         if f"{name}/objective/{obj_name}/value" not in PINNED:
             continue
-        value, grads = results["objective", obj_name]
-        # the loss is the negated bound
-        np.testing.assert_allclose(value, PINNED[f"{name}/objective/{obj_name}/value"],
-                                   rtol=1e-6)
-        want = saved_tree(f"{name}/objective/{obj_name}/grad")
-        assert_trees_close(grads, to_current_layout(name, model, want))
+        assert_pinned(name, model, f"objective/{obj_name}", *results["objective", obj_name],
+                      rtol=1e-6)
 
 
 def test_estimators_are_unchanged(pinned, results):
     name, model, _, _ = pinned
     for est_name in ESTIMATORS:
-        values, grads = results["estimator", est_name]
-        np.testing.assert_allclose(values, PINNED[f"{name}/estimator/{est_name}/value"],
-                                   rtol=1e-5)
-        want = saved_tree(f"{name}/estimator/{est_name}/grad")
-        assert_trees_close(grads, to_current_layout(name, model, want))
+        assert_pinned(name, model, f"estimator/{est_name}", *results["estimator", est_name],
+                      rtol=1e-5)
 
 
 def test_make_loss_with_an_estimator_matches_the_pinned_gradient(pinned, results):
