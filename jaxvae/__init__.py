@@ -1,19 +1,26 @@
 """jaxvae: a functional JAX library for variational autoencoders."""
 
 from jaxvae import (
+    checkpoints,
+    config,
     data,
+    energies,
     estimators,
     evaluate,
+    experiment,
     flows,
     latent,
     likelihoods,
     plots,
+    presets,
+    rundir,
     schedules,
     terms,
     train,
     types,
     variance,
 )
+from jaxvae.config import Config, ConfigError
 from jaxvae.data import DataError, Dataset, binarize_dynamic, binarize_fixed, load
 from jaxvae.estimators import (
     ESTIMATORS,
@@ -28,6 +35,7 @@ from jaxvae.estimators import (
     make_estimator,
 )
 from jaxvae.evaluate import active_units, kl_per_dimension, log_likelihood
+from jaxvae.experiment import NonFiniteResultError, Results, restore_run, train_and_evaluate
 from jaxvae.flows import IAF, Planar, Radial, nice_coupling
 from jaxvae.latent import (
     attribute_vector,
@@ -68,6 +76,7 @@ from jaxvae.objectives import (
     log_weights,
     sample_terms,
 )
+from jaxvae.presets import PRESETS, Preset, register_preset
 from jaxvae.schedules import (
     cyclical_annealing,
     iwae_paper_optimizer,
@@ -83,13 +92,35 @@ from jaxvae.terms import (
     model_terms,
     split_params,
 )
-from jaxvae.train import CheckpointError, TrainState, create_train_state, fit, make_train_step
+from jaxvae.train import (
+    CheckpointError,
+    TrainingDivergedError,
+    TrainState,
+    create_train_state,
+    fit,
+    make_train_step,
+)
 from jaxvae.types import Model
 from jaxvae.variance import estimator_grad, gradient_stats, minibatch_covariance, summarize
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "train_and_evaluate",
+    "restore_run",
+    "register_preset",
+    "rundir",
+    "presets",
+    "experiment",
+    "config",
+    "checkpoints",
+    "TrainingDivergedError",
+    "Preset",
+    "PRESETS",
+    "Results",
+    "NonFiniteResultError",
+    "ConfigError",
+    "Config",
     "BayesianDense",
     "BayesianMLP",
     "CheckpointError",
@@ -133,6 +164,7 @@ __all__ = [
     "data",
     "diag_gaussian",
     "elbo",
+    "energies",
     "estimator_grad",
     "estimators",
     "evaluate",

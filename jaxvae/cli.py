@@ -7,10 +7,16 @@ A run directory holds everything a run needs to be evaluated, sampled or resumed
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import sys
 import time
+
+from jaxvae.config import ANNEALING, PROTOCOLS, Config, ConfigError
+from jaxvae.estimators import ESTIMATORS
+from jaxvae.flows import FLOWS
+from jaxvae.losses import OBJECTIVES
+from jaxvae.presets import PRESETS, WEIGHT_NOISE
 
 EPILOG = """\
 examples:
@@ -23,13 +29,17 @@ examples:
   python -m jaxvae sample runs/vae --num 100       # a grid of prior samples
 """
 
-MODELS = ("iwae", "iwae-2layer", "kingma-welling", "nf")
-FLOWS = ("planar", "radial", "nice", "iaf")
-PROTOCOLS = ("adam", "iwae-paper")
+
+UsageError = ConfigError
 
 
-class UsageError(ValueError):
-    pass
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected widths like 400 or 200,200, got {text!r}") from None
+    return widths
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,30 +54,41 @@ def _parser() -> argparse.ArgumentParser:
                    help="'embedded' (MNIST subset shipped with jaxvae), 'npz:PATH' or 'tfds:NAME'")
     t.add_argument("--split", default="train", help="training split: train or train+valid")
     t.add_argument("--eval-split", default="test", help="split for the final bounds")
-    t.add_argument("--model", choices=MODELS, default="iwae",
-                   help="iwae: 784-200-200-50 tanh (Burda et al.); iwae-2layer: two stochastic "
-                        "layers (100 and 50 units); kingma-welling: 500 hidden units; nf: "
-                        "784-400-40 with --num-flows steps of --flow in q(z|x) (Rezende & "
-                        "Mohamed)")
-    t.add_argument("--flow", choices=FLOWS, default="planar", help="flow type (--model nf)")
-    t.add_argument("--num-flows", type=int, default=10, help="flow steps (--model nf)")
+    t.add_argument("--model", choices=tuple(PRESETS), default="iwae",
+                   help="; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))
+    t.add_argument("--flow", choices=FLOWS, default=None, help="flow type (--model nf; planar)")
+    t.add_argument("--num-flows", type=int, default=None, help="flow steps (--model nf; 10)")
     t.add_argument("--latent-dim", type=int, default=None, help="default: the preset's")
-    t.add_argument("--objective", choices=("elbo", "iwae"), default="iwae")
+    t.add_argument("--hidden", type=_widths, default=None,
+                   help="hidden layer widths, e.g. 400 or 200,200 (default: the preset's)")
+    t.add_argument("--weight-noise", choices=WEIGHT_NOISE, default=None,
+                   help="--model bayesian-mlp: local reparameterization, one weight sample "
+                        "per batch, or per example (default local)")
+    t.add_argument("--objective", choices=OBJECTIVES, default="iwae")
+    t.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                   help="gradient estimator (default: the plain gradient of --objective)")
     t.add_argument("-k", "--num-samples", type=int, default=5,
                    help="samples per example in the training objective")
     t.add_argument("--beta", type=float, default=1.0, help="KL weight (ELBO only)")
     t.add_argument("--analytic-kl", action="store_true", help="closed-form KL (ELBO only)")
+    t.add_argument("--annealing", choices=ANNEALING, default="none",
+                   help="KL annealing of beta over --annealing-steps (ELBO only)")
+    t.add_argument("--annealing-steps", type=int, default=None)
     t.add_argument("--protocol", choices=PROTOCOLS, default="adam",
-                   help="adam: constant --lr for --epochs; iwae-paper: Adam(eps=1e-4) in 8 "
-                        "stages of 3^i passes at 1e-3*10^(-i/7), batch 20 (Burda et al.)")
+                   help="adam: constant --lr; cosine: --lr decayed to lr/10; iwae-paper: "
+                        "Adam(eps=1e-4) in 8 stages of 3^i passes at 1e-3*10^(-i/7), batch 20 "
+                        "(Burda et al.)")
     t.add_argument("--passes-scale", type=float, default=1.0,
                    help="iwae-paper protocol: fraction of the paper's 3280 passes")
-    t.add_argument("--epochs", type=int, default=30, help="passes (adam protocol)")
+    t.add_argument("--epochs", type=int, default=30, help="passes (adam and cosine protocols)")
+    t.add_argument("--steps", type=int, default=None, help="exact number of steps")
     t.add_argument("--batch-size", type=int, default=None,
                    help="default 100 (adam) or 20 (iwae-paper)")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (adam protocol)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-k", type=int, default=500, help="k of the final IWAE bound")
+    t.add_argument("--eval-limit", type=int, default=None,
+                   help="evaluate the first N examples of --eval-split")
     t.add_argument("--out", default=None, help="run directory (default: runs/DATE-TIME)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -81,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test")
     e.add_argument("--limit", type=int, default=None, help="evaluate the first N examples")
     e.add_argument("--seed", type=int, default=0, help="binarization and sampling seed")
+    e.add_argument("--output", default=None,
+                   help="result JSON path (default: RUN_DIR/eval-SPLIT-kK.json)")
     e.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("sample", help="a PNG grid of samples from the prior",
@@ -92,190 +115,55 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_model(config: dict, data_mean=None):
-    """The model a run's ``config`` describes (``data_mean`` sets the output bias)."""
-    import jaxvae
-
-    kwargs = {"event_shape": tuple(config["event_shape"])}
-    if config.get("latent_dim"):
-        kwargs["latent_dim"] = config["latent_dim"]
-    if data_mean is not None:
-        kwargs["output_bias_init"] = jaxvae.mean_logit_init(data_mean)
-    if config["model"] == "iwae":
-        return jaxvae.iwae_mlp(**kwargs)
-    if config["model"] == "iwae-2layer":
-        kwargs.pop("latent_dim", None)
-        return jaxvae.iwae_two_layer(**kwargs)
-    if config["model"] == "kingma-welling":
-        return jaxvae.kingma_welling_mlp(**kwargs)
-    if config["model"] == "nf":
-        return jaxvae.flow_vae(flow=config["flow"], num_flows=config["num_flows"], **kwargs)
-    raise UsageError(f"unknown model {config['model']!r}; expected one of {MODELS}")
+def config_from_args(args) -> Config:
+    """The :class:`jaxvae.Config` that ``train``'s flags describe."""
+    return Config(
+        model=args.model, latent_dim=args.latent_dim, hidden=args.hidden, flow=args.flow,
+        num_flows=args.num_flows, weight_noise=args.weight_noise, objective=args.objective,
+        estimator=args.estimator, k=args.num_samples, beta=args.beta,
+        analytic_kl=args.analytic_kl, annealing=args.annealing,
+        annealing_steps=args.annealing_steps, protocol=args.protocol, lr=args.lr,
+        batch_size=args.batch_size, epochs=args.epochs, steps=args.steps,
+        passes_scale=args.passes_scale, seed=args.seed, data=args.data, split=args.split,
+        eval_split=args.eval_split, eval_k=args.eval_k, eval_limit=args.eval_limit)
 
 
-def make_optimizer(config: dict):
-    """``(tx, num_steps)`` for a run's config; ``num_steps`` None means ``epochs`` passes."""
-    import optax
-
-    from jaxvae import schedules
-
-    if config.get("protocol", "adam") == "iwae-paper":
-        steps_per_pass = config["num_train"] // config["batch_size"]
-        protocol = schedules.iwae_paper_optimizer(steps_per_pass, config["passes_scale"])
-        return protocol.tx, protocol.num_steps
-    return optax.adam(config["lr"]), None
+#: Config fields whose command-line flag is not ``--`` + the name with dashes
+FLAGS = {"k": "-k"}
 
 
-def _check_train_args(args) -> None:
-    if args.num_samples < 1:
-        raise UsageError(f"-k must be >= 1, got {args.num_samples}")
-    if args.eval_k < 1:
-        raise UsageError(f"--eval-k must be >= 1, got {args.eval_k}")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.num_flows < 0:
-        raise UsageError(f"--num-flows must be >= 0, got {args.num_flows}")
-    if args.model == "nf" and args.num_flows and args.analytic_kl:
-        raise UsageError("--analytic-kl needs a Gaussian q(z|x); a flow posterior has no "
-                         "closed-form KL")
-    if args.objective == "iwae" and (args.beta != 1.0 or args.analytic_kl):
-        raise UsageError("--beta and --analytic-kl apply to --objective elbo only")
-    if args.resume and args.overwrite:
-        raise UsageError("--resume and --overwrite exclude each other")
-    if not args.passes_scale > 0:
-        raise UsageError(f"--passes-scale must be positive, got {args.passes_scale}")
-    if args.batch_size is None:
-        args.batch_size = 20 if args.protocol == "iwae-paper" else 100
-
-
-def _prepare_run_dir(args) -> str:
-    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    has_run = os.path.exists(os.path.join(out, "config.json")) or \
-        os.path.isdir(os.path.join(out, "checkpoints"))
-    if args.resume and not has_run:
-        raise UsageError(f"--resume: {out} holds no run to continue")
-    if has_run and not (args.resume or args.overwrite):
-        raise UsageError(f"{out} already holds a run; pass --resume to continue it or "
-                         "--overwrite to replace it")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UsageError(f"--out {out} exists and is not a directory")
-    os.makedirs(out, exist_ok=True)
-    return out
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
-def _restore_params(run_dir: str):
-    """(config, model, params) of a run directory."""
-    import jax
-
-    from jaxvae import train
-
-    config_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(config_path):
-        raise UsageError(f"{run_dir} is not a jaxvae run directory (no config.json)")
-    try:
-        with open(config_path) as f:
-            config = json.load(f)
-        model = build_model(config)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise UsageError(f"{config_path} is not a valid jaxvae config ({err})") from err
-    tx, _ = make_optimizer(config)
-    like = train.create_train_state(model.init_params(jax.random.PRNGKey(0)), tx,
-                                    jax.random.PRNGKey(0))
-    checkpointer = train.Checkpointer(os.path.join(run_dir, "checkpoints"))
-    try:
-        state = checkpointer.restore(like)
-    finally:
-        checkpointer.close()
-    return config, model, state.params
-
-
-def _eval_set(data_name: str, split: str, seed: int, limit: int | None = None):
-    from jaxvae import data
-
-    images = data.load(data_name, split).images
-    if limit is not None:
-        images = images[:limit]
-    return data.binarize_fixed(images, seed=seed)
-
-
-def _final_bounds(model, params, x, key, eval_k: int, progress: bool) -> dict:
-    import jax
-    import numpy as np
-
-    from jaxvae import evaluate
-
-    k1, k2 = jax.random.split(key)
-    elbo = evaluate.log_likelihood(model, params, x, k1, num_samples=1, progress=False)
-    iwae = evaluate.log_likelihood(model, params, x, k2, num_samples=eval_k, progress=progress)
-    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
-    return {"test_elbo": float(np.mean(elbo)), f"test_iwae_k{eval_k}": float(np.mean(iwae)),
-            "active_units": int(active), "num_test": int(x.shape[0])}
+def _flag_error(err: ConfigError) -> ConfigError:
+    """The same error naming the command-line flag instead of the Config field."""
+    if err.field is None:
+        return err
+    flag = FLAGS.get(err.field, "--" + err.field.replace("_", "-"))
+    message = re.sub(rf"\b{re.escape(err.field)}\b", flag, str(err), count=1)
+    return ConfigError(message, err.field)
 
 
 def cmd_train(args) -> dict:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
+    from jaxvae.experiment import train_and_evaluate
 
-    import jaxvae
-    from jaxvae import data, plots, train
-
-    _check_train_args(args)
-    train_set = data.load(args.data, args.split)
-    test_x = _eval_set(args.data, args.eval_split, args.seed)
-    out = _prepare_run_dir(args)
-    x = train_set.images
-    config = {k: v for k, v in vars(args).items() if k not in ("command", "no_progress")}
-    config.update(out=out, event_shape=list(x.shape[1:]), num_train=int(x.shape[0]))
-    model = build_model(config, data_mean=x.mean(axis=0))
-    kwargs = {"beta": args.beta, "analytic_kl": args.analytic_kl} \
-        if args.objective == "elbo" else {}
-    loss_fn = jaxvae.make_loss(model, args.objective, args.num_samples, **kwargs)
-    tx, num_steps = make_optimizer(config)
-    key_init, key_train, key_eval = jax.random.split(jax.random.PRNGKey(args.seed), 3)
-    state = train.create_train_state(model.init_params(key_init), tx, key_train)
-    mesh = train.data_mesh() if jax.device_count() > 1 and \
-        args.batch_size % jax.device_count() == 0 else None
-    step = train.make_train_step(loss_fn, tx, preprocess=data.dynamic_binarization, mesh=mesh)
-    valid_x = jnp.asarray(test_x[:1000])
-    elbo_fn = jax.jit(jaxvae.make_objective(model, "elbo", 1))
-    eval_fn = lambda s: {"eval_elbo": jnp.mean(elbo_fn(s.params, valid_x, key_eval))}
-    if not args.resume:
-        _write_json(os.path.join(out, "config.json"), config)
-    print(f"training {args.model} with {args.objective} (k={args.num_samples}) on "
-          f"{train_set.name} [{args.split}, {x.shape[0]} examples]; run directory {out}")
-    start = time.time()
-    state = train.fit(state, step, x, batch_size=args.batch_size, num_epochs=args.epochs,
-                      num_steps=num_steps, seed=args.seed, eval_fn=eval_fn, workdir=out,
-                      resume=args.resume,
-                      overwrite=args.overwrite, mesh=mesh, progress=not args.no_progress)
-    train_seconds = time.time() - start
-    results = _final_bounds(model, state.params, test_x, key_eval, args.eval_k,
-                            not args.no_progress)
-    results.update(train_seconds=round(train_seconds, 1), steps=int(state.step),
-                   test_binarization=f"fixed, seed {args.seed}")
-    _write_json(os.path.join(out, "results.json"), results)
-    pkey = jax.random.PRNGKey(args.seed + 1)
-    plots.save_samples(model, state.params, pkey, os.path.join(out, "samples.png"))
-    plots.save_reconstructions(model, state.params, test_x[:32],
-                               os.path.join(out, "reconstructions.png"),
-                               key=jax.random.fold_in(pkey, 1))
-    plots.save_interpolation(model, state.params, test_x[0], test_x[1],
-                             os.path.join(out, "interpolation.png"),
-                             key=jax.random.fold_in(pkey, 2))
-    print(f"test ELBO {results['test_elbo']:.2f} nats, IWAE (k={args.eval_k}) "
-          f"{results[f'test_iwae_k{args.eval_k}']:.2f} nats, active units "
-          f"{results['active_units']}, on {results['num_test']} test images "
-          f"({np.round(train_seconds, 1)} s training)")
-    print(f"wrote {out}/: config.json metrics.jsonl checkpoints/ results.json samples.png "
-          "reconstructions.png interpolation.png")
+    try:
+        config = config_from_args(args).validate()
+    except ConfigError as err:
+        raise _flag_error(err) from err
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    results = train_and_evaluate(config, out, resume=args.resume, overwrite=args.overwrite,
+                                 progress=not args.no_progress).metrics
+    if "test_error" in results:
+        print(f"test error {100 * results['test_error']:.2f} % ({results['train_seconds']} s "
+              "training)")
+    else:
+        print(f"test ELBO {results['test_elbo']:.2f} nats, IWAE (k={config.eval_k}) "
+              f"{results[f'test_iwae_k{config.eval_k}']:.2f} nats, active units "
+              f"{results['active_units']}, on {results['num_test']} test images "
+              f"({results['train_seconds']} s training)")
+    names = [n + ("/" if os.path.isdir(os.path.join(out, n)) else "")
+             for n in sorted(os.listdir(out)) if not n.startswith(".")]
+    print(f"wrote {out}/: {' '.join(names)}")
     return results
 
 
@@ -283,23 +171,32 @@ def cmd_eval(args) -> dict:
     import jax
     import numpy as np
 
-    from jaxvae import evaluate
+    from jaxvae import data, evaluate, rundir
+    from jaxvae.experiment import NonFiniteResultError, restore_run
 
     if args.k < 1:
         raise UsageError(f"--k must be >= 1, got {args.k}")
-    config, model, params = _restore_params(args.run_dir)
-    x = _eval_set(args.data or config["data"], args.split, args.seed, args.limit)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    output = args.output or os.path.join(args.run_dir, f"eval-{args.split}-k{args.k}.json")
+    config, model, params, _ = restore_run(args.run_dir)
+    rundir.check_writable(os.path.dirname(os.path.abspath(output)))   # before the work
+    x = data.binarize_fixed(data.load(args.data or config.data, args.split).images,
+                            seed=args.seed)[:args.limit]
     start = time.time()
-    ll = evaluate.log_likelihood(model, params, x, jax.random.PRNGKey(args.seed),
-                                 num_samples=args.k, progress=not args.no_progress)
+    key = jax.random.PRNGKey(args.seed)
+    ll = evaluate.log_likelihood(model, params, x, key, num_samples=args.k,
+                                 progress=not args.no_progress)
     seconds = time.time() - start
-    active, _ = evaluate.active_units(model, params, x,
-                                      key=jax.random.fold_in(jax.random.PRNGKey(args.seed), 2))
+    if not np.all(np.isfinite(ll)):
+        raise NonFiniteResultError(f"{args.run_dir}: the IWAE bound is not finite for "
+                                   f"{int(np.sum(~np.isfinite(ll)))} of {len(ll)} images")
+    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
     results = {"split": args.split, "num_examples": int(x.shape[0]), "k": args.k,
                "log_likelihood": float(np.mean(ll)), "nll": float(-np.mean(ll)),
                "stderr": float(np.std(ll) / np.sqrt(len(ll))), "active_units": int(active),
                "seconds": round(seconds, 1), "binarization": f"fixed, seed {args.seed}"}
-    _write_json(os.path.join(args.run_dir, f"eval-{args.split}-k{args.k}.json"), results)
+    rundir.write_json(output, results)
     print(f"test NLL {results['nll']:.2f} ± {results['stderr']:.2f} nats (IWAE bound, k={args.k}, "
           f"{x.shape[0]} {args.split} images, {seconds:.1f} s); active units {active}")
     return results
@@ -309,10 +206,11 @@ def cmd_sample(args) -> str:
     import jax
 
     from jaxvae import plots
+    from jaxvae.experiment import restore_run
 
     if args.num < 1:
         raise UsageError(f"--num must be >= 1, got {args.num}")
-    _, model, params = _restore_params(args.run_dir)
+    _, model, params, _ = restore_run(args.run_dir)
     out = args.out or os.path.join(args.run_dir, f"samples-seed{args.seed}.png")
     plots.save_samples(model, params, jax.random.PRNGKey(args.seed), out, num=args.num)
     print(f"wrote {out}")
@@ -320,17 +218,22 @@ def cmd_sample(args) -> str:
 
 
 def main(argv=None) -> int:
+    from jaxvae.experiment import NonFiniteResultError
+    from jaxvae.train import TrainingDivergedError
+
     args = _parser().parse_args(argv)
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample}
     try:
         commands[args.command](args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, TrainingDivergedError, NonFiniteResultError) as err:
         # Bad input ends in one readable line; JAXVAE_DEBUG=1 shows the traceback.
         if os.environ.get("JAXVAE_DEBUG"):
             raise
-        print(f"jaxvae {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())
+        print(f"jaxvae {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; continue with --resume", file=sys.stderr)
+        print("interrupted; the last checkpoint is kept: continue with --resume",
+              file=sys.stderr)
         return 130
     return 0

@@ -72,11 +72,26 @@ def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
         inference and generative groups inside (explicit :class:`jaxvae.ParamGroups` are
         accepted too; gradients have the structure of what was passed).
       **options: the objective's options (``analytic_kl``, ``beta``), or the estimator's.
+        ``beta`` may be a schedule ``step -> β`` (KL annealing, e.g. from
+        :mod:`jaxvae.schedules`): the loss then takes the step as a fourth argument and
+        has ``takes_step = True``, which :func:`jaxvae.make_train_step` honours.
 
     Returns:
       ``loss(params, batch, key) -> (loss, {"bound": bound})``: scalars in nats per example,
       ``batch`` as in :func:`make_objective`.
     """
+    if callable(options.get("beta")):
+        schedule = options.pop("beta")
+        per_step = lambda beta: make_loss(model, objective, num_samples, estimator, beta=beta,
+                                          **options)
+        per_step(1.0)   # settings are checked now, not at the first step
+
+        def annealed(params, batch, key, step):
+            loss_value, info = per_step(schedule(step))(params, batch, key)
+            return loss_value, {**info, "beta": schedule(step)}
+
+        annealed.takes_step = True
+        return annealed
     if estimator is None:
         if objective is None:
             raise ValueError("objective=None needs an estimator")

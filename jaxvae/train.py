@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -29,12 +30,17 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxvae import data
+from jaxvae import data, rundir
+from jaxvae.checkpoints import Checkpointer, CheckpointError, is_finite_tree
 
 Array = jax.Array
 
 __all__ = ["TrainState", "create_train_state", "make_train_step", "data_mesh", "shard_batch",
-           "fit", "Checkpointer", "CheckpointError"]
+           "fit", "Checkpointer", "CheckpointError", "TrainingDivergedError"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or its gradient stopped being finite; training was stopped at that step."""
 
 
 class TrainState(NamedTuple):
@@ -111,7 +117,8 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
 
     Args:
       loss_fn: ``loss_fn(params, batch, key) -> (loss, info)`` (e.g. :func:`jaxvae.make_loss`,
-        whose batch is ``x: [B, *event]``).
+        whose batch is ``x: [B, *event]``); with ``loss_fn.takes_step`` true it is called
+        as ``loss_fn(params, batch, key, step)`` (an annealed β).
       tx: the optax optimizer.
       preprocess: ``preprocess(key, batch) -> batch``, applied inside the step before the
         loss, e.g. :func:`jaxvae.data.dynamic_binarization` (a fresh Bernoulli draw per
@@ -123,8 +130,10 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
 
     Returns:
       ``step(state, batch) -> (state, metrics)``, ``batch`` a pytree of arrays with leading
-      axis B (``x``, ``(x, y)``, a dict), ``metrics`` a dict of scalars: ``loss`` and
-      everything in ``info``.
+      axis B (``x``, ``(x, y)``, a dict), ``metrics`` a dict of scalars: ``loss``,
+      ``finite`` and everything in ``info``. A step whose loss or update is not finite
+      returns the state unchanged (step not advanced) with ``finite = False``; :func:`fit`
+      stops there.
     """
 
     def step(state: TrainState, batch):
@@ -132,12 +141,18 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
         key_data, key_loss = jax.random.split(key)
         if preprocess is not None:
             batch = preprocess(key_data, batch)
+        extra = (state.step,) if getattr(loss_fn, "takes_step", False) else ()
         (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, key_loss)
+            state.params, batch, key_loss, *extra)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(u)) for u in jax.tree_util.tree_leaves(updates)]))
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(params, opt_state, state.step + 1, state.key)
-        return new_state, {"loss": loss, **info}
+        # a non-finite step changes nothing, so the state stays usable (and saveable)
+        new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old),
+                                           new_state, state)
+        return new_state, {"loss": loss, "finite": finite, **info}
 
     donate_argnums = (0,) if donate else ()
     if mesh is None:
@@ -149,95 +164,22 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
                    out_shardings=(replicated, replicated), donate_argnums=donate_argnums)
 
 
-# --- checkpoints ------------------------------------------------------------------------------
-
-class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be used (corrupt, foreign, or already in use)."""
-
-
-class Checkpointer:
-    """Orbax checkpoints of a :class:`TrainState` under ``directory``.
-
-    Orbax writes each step to a temporary directory and renames it when complete, so a
-    run killed while saving leaves the previous checkpoint intact.
-
-    Args:
-      directory: created if missing; :class:`CheckpointError` if it cannot be used.
-      max_to_keep: the newest checkpoints kept (older ones are deleted).
-    """
-
-    def __init__(self, directory: str, max_to_keep: int = 2):
-        import orbax.checkpoint as ocp  # imported lazily: it is slow to import
-
-        self._ocp = ocp
-        self.directory = os.path.abspath(directory)
-        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
-            raise CheckpointError(f"checkpoint path {self.directory} exists and is not a directory")
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-        try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options)
-        except Exception as err:  # orbax raises several types for unreadable directories
-            raise CheckpointError(
-                f"cannot open checkpoint directory {self.directory}: {err}") from err
-
-    def latest_step(self) -> int | None:
-        """The step of the newest complete checkpoint, or None when there is none."""
-        return self._manager.latest_step()
-
-    def save(self, state: TrainState) -> None:
-        """Saves ``state`` under its step (no-op if that step exists) and waits; returns None."""
-        step = int(state.step)
-        if step in self._manager.all_steps():
-            return
-        self._manager.save(step, args=self._ocp.args.StandardSave(state))
-        self._manager.wait_until_finished()
-
-    def restore(self, like: TrainState, step: int | None = None) -> TrainState:
-        """Restores the checkpoint at ``step`` (default latest) with the structure of ``like``.
-
-        Args: ``like``, a :class:`TrainState` of the same model and optimizer; ``step``.
-        Returns: the restored :class:`TrainState`; :class:`CheckpointError` if it is missing,
-          corrupt or does not match ``like``.
-        """
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"no checkpoint found in {self.directory}")
-        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, like)
-        try:
-            return self._manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
-        except Exception as err:  # orbax raises many types; report one readable error
-            raise CheckpointError(
-                f"checkpoint {step} in {self.directory} does not match this model and "
-                f"optimizer or is corrupt ({type(err).__name__}: "
-                f"{str(err).splitlines()[0][:200]})") from err
-
-    def close(self) -> None:
-        """Closes the orbax manager (finishes pending writes); returns None."""
-        self._manager.close()
-
-
 # --- the loop ---------------------------------------------------------------------------------
 
-class _MetricsLog:
-    """Appends one JSON object per line; on resume, drops records past the restored step."""
-
-    def __init__(self, path: str | None, keep_until_step: int | None = None):
-        self.path = path
-        if path is None:
-            return
-        if keep_until_step is not None and os.path.exists(path):
-            with open(path) as f:
-                lines = [ln for ln in f if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= keep_until_step]
-            tmp = path + ".tmp"
-            with open(tmp, "w") as f:
-                f.writelines(kept)
-            os.replace(tmp, path)
-
-    def write(self, record: dict) -> None:
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+def _metrics_log(path: str | None, keep_until_step: int | None) -> None:
+    """Starts ``metrics.jsonl``: on resume, keeps the records up to the restored step (a torn
+    last line is dropped); otherwise removes an old log."""
+    if path is None or not os.path.exists(path):
+        return
+    if keep_until_step is None:
+        os.remove(path)
+        return
+    kept = [r for r in rundir.read_jsonl(path) if r.get("step", 0) <= keep_until_step]
+    fd, tmp = tempfile.mkstemp(prefix=".metrics.jsonl.", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    with os.fdopen(fd, "w") as f:
+        f.writelines(json.dumps(r, allow_nan=False) + "\n" for r in kept)
+    os.replace(tmp, path)
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
@@ -247,6 +189,17 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
                 dynamic_ncols=True, leave=True)
 
 
+def _check_finite(step: int, metrics: dict, checkpointer) -> None:
+    if bool(metrics["finite"]):
+        return
+    last = checkpointer.latest_step() if checkpointer is not None else None
+    kept = f"; the last good checkpoint (step {last}) is kept in {checkpointer.directory}" \
+        if last is not None else "; no checkpoint was written"
+    raise TrainingDivergedError(
+        f"training diverged: the loss or its gradient is not finite at step {step} "
+        f"(loss {float(metrics['loss']):.4g}); stopped there{kept}")
+
+
 def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size: int,
         num_epochs: int, num_steps: int | None = None, seed: int = 0,
         eval_fn: Callable[[TrainState], dict] | None = None,
@@ -254,6 +207,10 @@ def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size:
         overwrite: bool = False, checkpoint_every: int | None = None, mesh: Mesh | None = None,
         progress: bool = True) -> TrainState:
     """Trains for ``num_epochs`` passes over ``train_data``.
+
+    Training stops with :class:`TrainingDivergedError` at the first step whose loss or
+    update is not finite (checked one step behind, so the device never waits); nothing
+    after it is saved, and the checkpoints before it are kept.
 
     Args:
       state: the initial :class:`TrainState` (also the structure to restore into).
@@ -281,6 +238,8 @@ def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size:
     total_steps = steps_per_epoch * num_epochs if num_steps is None else num_steps
     num_epochs = -(-total_steps // steps_per_epoch)
     checkpoint_every = checkpoint_every or steps_per_epoch
+    if not is_finite_tree(state.params):
+        raise ValueError("the initial parameters hold NaN or infinite values")
     checkpointer = None
     if workdir is not None:
         os.makedirs(workdir, exist_ok=True)
@@ -288,47 +247,66 @@ def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size:
         if overwrite and not resume and os.path.isdir(ckpt_dir):
             shutil.rmtree(ckpt_dir)
         checkpointer = Checkpointer(ckpt_dir)
-        if checkpointer.latest_step() is not None:
+    try:
+        if checkpointer is not None and checkpointer.latest_step() is not None:
             if not resume:
                 raise CheckpointError(
                     f"{workdir} already holds checkpoints; pass resume=True to continue "
                     "that run or overwrite=True to start afresh")
             state = checkpointer.restore(state)
+        return _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_steps,
+                     num_epochs, seed, eval_fn, eval_every, workdir, resume, checkpoint_every,
+                     checkpointer, mesh, progress)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+
+
+def _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_steps, num_epochs,
+          seed, eval_fn, eval_every, workdir, resume, checkpoint_every, checkpointer, mesh,
+          progress):
     start = int(state.step)
-    log = _MetricsLog(workdir and os.path.join(workdir, "metrics.jsonl"),
-                      keep_until_step=start if resume else None)
-    if not resume and log.path and os.path.exists(log.path):
-        os.remove(log.path)
+    log_path = workdir and os.path.join(workdir, "metrics.jsonl")
+    _metrics_log(log_path, start if resume else None)
     put = (lambda b: shard_batch(b, mesh)) if mesh is not None else \
         (lambda b: jax.tree_util.tree_map(jnp.asarray, b))
 
     bar = _progress(total_steps, start, progress, "train")
-    running, t0 = None, time.time()
-    for epoch in range(start // steps_per_epoch, num_epochs):
-        first = int(state.step) - epoch * steps_per_epoch     # > 0 when resuming mid-epoch
-        epoch_iter = data.batches(train_data, batch_size, seed=seed, epoch=epoch)
-        last = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-        if first >= last:   # resumed at the very end of the run
-            continue
-        for i, batch in enumerate(itertools.islice(epoch_iter, first, last), start=first):
-            state, metrics = train_step(state, put(batch))
-            step = epoch * steps_per_epoch + i + 1
-            if step % 20 == 0 or i == last - 1:
-                bound = float(metrics["bound"] if "bound" in metrics else -metrics["loss"])
-                running = bound if running is None else 0.9 * running + 0.1 * bound
-                bar.set_postfix(epoch=epoch + 1, bound=f"{running:.2f}")
-            bar.update(1)
-            if checkpointer is not None and step % checkpoint_every == 0:
-                checkpointer.save(state)
-        record = {"step": int(state.step), "epoch": epoch + 1, "train_bound": running,
-                  "seconds": round(time.time() - t0, 3)}
-        if eval_fn is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs):
-            record.update({k: float(v) for k, v in eval_fn(state).items()})
-            bar.write("epoch {}: {}".format(epoch + 1, ", ".join(
-                f"{k} {v:.3f}" for k, v in record.items() if k.startswith("eval"))))
-        log.write(record)
-    bar.close()
+    running, t0, pending = None, time.time(), None
+    try:
+        for epoch in range(start // steps_per_epoch, num_epochs):
+            first = int(state.step) - epoch * steps_per_epoch   # > 0 when resuming mid-epoch
+            epoch_iter = data.batches(train_data, batch_size, seed=seed, epoch=epoch)
+            last = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+            if first >= last:   # resumed at the very end of the run
+                continue
+            for i, batch in enumerate(itertools.islice(epoch_iter, first, last), start=first):
+                state, metrics = train_step(state, put(batch))
+                step = epoch * steps_per_epoch + i + 1
+                if pending is not None:      # one step behind: the device keeps working
+                    _check_finite(*pending, checkpointer)
+                pending = (step, metrics)
+                if step % 20 == 0 or i == last - 1:
+                    _check_finite(step, metrics, checkpointer)
+                    bound = float(metrics["bound"] if "bound" in metrics else -metrics["loss"])
+                    running = bound if running is None else 0.9 * running + 0.1 * bound
+                    bar.set_postfix(epoch=epoch + 1, bound=f"{running:.2f}")
+                bar.update(1)
+                if checkpointer is not None and step % checkpoint_every == 0:
+                    _check_finite(step, metrics, checkpointer)
+                    checkpointer.save(state)
+            record = {"step": int(state.step), "epoch": epoch + 1, "train_bound": running,
+                      "seconds": round(time.time() - t0, 3)}
+            if eval_fn is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs):
+                record.update({k: float(v) for k, v in eval_fn(state).items()})
+                bar.write("epoch {}: {}".format(epoch + 1, ", ".join(
+                    f"{k} {v:.3f}" for k, v in record.items() if k.startswith("eval"))))
+            if log_path:
+                rundir.append_jsonl(log_path, record)
+    finally:
+        bar.close()
+    if pending is not None:
+        _check_finite(*pending, checkpointer)
     if checkpointer is not None:
         checkpointer.save(state)
-        checkpointer.close()
     return state

@@ -119,8 +119,8 @@ def test_two_layer_model_with_the_paper_protocol(npz, capsys, tmp_path):
                           "--protocol", "iwae-paper", "--passes-scale", "0.001",
                           "--eval-k", "3", "--out", out, "--no-progress")
     assert code == 0, err
-    config = json.load(open(os.path.join(out, "config.json")))
-    assert config["batch_size"] == 20 and config["protocol"] == "iwae-paper"
+    config = json.load(open(os.path.join(out, "config.json")))["config"]
+    assert config["batch_size"] is None and config["protocol"] == "iwae-paper"
     # 10 steps per pass; stages of max(1, round(3^i * 0.001 * 10)) steps
     assert json.load(open(os.path.join(out, "results.json")))["steps"] == 36
     code, _, err = run(capsys, "sample", out, "--num", "4")   # restores the schedule's state
@@ -136,7 +136,7 @@ def test_flow_posterior_model(npz, capsys, tmp_path):
                           "--num-flows", "2", "--epochs", "1", "--batch-size", "50",
                           "--eval-k", "3", "--out", out, "--no-progress")
     assert code == 0, err
-    config = json.load(open(os.path.join(out, "config.json")))
+    config = json.load(open(os.path.join(out, "config.json")))["config"]
     assert (config["flow"], config["num_flows"]) == ("radial", 2)
     code, text, err = run(capsys, "eval", out, "--k", "4", "--limit", "5", "--no-progress")
     assert code == 0, err

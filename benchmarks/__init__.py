@@ -1,0 +1,1 @@
+"""Benchmark scripts and the ``benchmarks.throughput`` package (run from the repository root)."""

@@ -1,0 +1,270 @@
+"""The settings of one experiment: a frozen, validated :class:`Config` with a JSON round trip.
+
+A :class:`Config` names everything that decides a run (model preset, objective or
+estimator, k, β and its annealing, optimizer protocol, batch size, length, seed, data,
+evaluation). :meth:`Config.validate` checks every field and changes nothing; it runs
+before anything is loaded or written, so a bad value ends in one line naming the field.
+
+    >>> import jaxvae
+    >>> c = jaxvae.Config(objective="elbo", k=1, epochs=2)
+    >>> jaxvae.Config.from_json(c.to_json()) == c
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "PROTOCOLS", "ANNEALING", "TRAINING_LENGTH",
+           "EVALUATION_FIELDS"]
+
+#: optimizer protocols: constant Adam, Adam with a cosine decay to lr/10, the IWAE paper's
+PROTOCOLS = ("adam", "cosine", "iwae-paper")
+#: β schedules over the first ``annealing_steps`` steps (see :mod:`jaxvae.schedules`)
+ANNEALING = ("none", "linear", "sigmoid", "cyclical")
+#: fields that may change when a run is resumed (the length of training)
+TRAINING_LENGTH = ("epochs", "steps", "passes_scale")
+#: fields read only by the final evaluation (they may change on resume too)
+EVALUATION_FIELDS = ("eval_split", "eval_k", "eval_limit")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the field.
+
+    ``field`` is the offending field's name when there is one (the command line uses it to
+    name the flag instead).
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One experiment's settings (all plain JSON values).
+
+    Attributes:
+      model: a preset name in :data:`jaxvae.PRESETS` (``iwae``, ``iwae-2layer``,
+        ``kingma-welling``, ``nf``, ``bayesian-mlp``).
+      latent_dim, hidden, flow, num_flows, weight_noise: preset options; None means the
+        preset's default, and setting one the preset does not read is an error.
+      objective: ``"elbo"`` or ``"iwae"``; estimator: None (plain gradient) or a name in
+        :data:`jaxvae.ESTIMATORS`.
+      k: samples per example in the training objective (>= 1).
+      beta: KL weight (ELBO only), >= 0; analytic_kl: closed-form KL (ELBO only).
+      annealing: β schedule (:data:`ANNEALING`) over ``annealing_steps`` steps.
+      protocol: :data:`PROTOCOLS`; lr: Adam's learning rate (> 0, finite).
+      batch_size: None means 20 for ``iwae-paper``, else 100.
+      epochs: passes over the training data; steps: if set, the exact number of steps
+        (overrides ``epochs``); passes_scale: the fraction of the IWAE paper's 3280
+        passes (``iwae-paper`` only).
+      seed: one seed for initialization, batch order, noise and the fixed binarization.
+      data, split: a data name for :func:`jaxvae.data.load` and the training split.
+      eval_split, eval_k, eval_limit: the final evaluation (IWAE bound with ``eval_k``
+        samples on the first ``eval_limit`` examples of ``eval_split``).
+    """
+
+    model: str = "iwae"
+    latent_dim: int | None = None
+    hidden: tuple[int, ...] | None = None
+    flow: str | None = None
+    num_flows: int | None = None
+    weight_noise: str | None = None
+    objective: str = "iwae"
+    estimator: str | None = None
+    k: int = 5
+    beta: float = 1.0
+    analytic_kl: bool = False
+    annealing: str = "none"
+    annealing_steps: int | None = None
+    protocol: str = "adam"
+    lr: float = 1e-3
+    batch_size: int | None = None
+    epochs: int = 30
+    steps: int | None = None
+    passes_scale: float = 1.0
+    seed: int = 0
+    data: str = "embedded"
+    split: str = "train"
+    eval_split: str = "test"
+    eval_k: int = 500
+    eval_limit: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.hidden, list):   # from JSON
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+
+    # --- derived values ---------------------------------------------------------------------
+
+    @property
+    def effective_batch_size(self) -> int:
+        """``batch_size``, or the protocol's default (20 for iwae-paper, else 100)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return 20 if self.protocol == "iwae-paper" else 100
+
+    def replace(self, **changes) -> Config:
+        """A copy with ``changes`` applied (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def differences(self, other: Config, ignore=()) -> list[str]:
+        """Names of the fields whose values differ from ``other``'s, except ``ignore``."""
+        return [f.name for f in dataclasses.fields(self) if f.name not in ignore
+                and getattr(self, f.name) != getattr(other, f.name)]
+
+    # --- JSON ----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON values (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        if out["hidden"] is not None:
+            out["hidden"] = list(out["hidden"])
+        return out
+
+    def to_json(self) -> str:
+        """Standard JSON (no NaN or infinity; :class:`ConfigError` otherwise)."""
+        try:
+            return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        except ValueError as err:
+            raise ConfigError(f"a Config with non-finite values has no JSON form: {err}") from err
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> Config:
+        """The Config of ``values``; unknown keys are an error naming them and ``source``.
+
+        Keys that are missing take their defaults.
+        """
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source} must be a JSON object, got {type(values).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"{source} has unknown setting(s) {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config") -> Config:
+        """Inverse of :meth:`to_json`."""
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{source} is not valid JSON ({err})") from err
+        return cls.from_dict(values, source)
+
+    # --- validation ----------------------------------------------------------------------------
+
+    def validate(self) -> Config:
+        """Checks every field (types, ranges, combinations); returns ``self`` unchanged.
+
+        Raises :class:`ConfigError` naming the first bad field. Data-dependent checks
+        (batch size against the data size, memory) happen in
+        :func:`jaxvae.train_and_evaluate` before anything is written.
+        """
+        from jaxvae import estimators, flows, losses, presets
+        from jaxvae.data import SPLITS
+
+        _choice(self, "model", tuple(presets.PRESETS))
+        preset = presets.PRESETS[self.model]
+        for name in presets.OPTION_FIELDS:
+            if getattr(self, name) is not None and name not in preset.options:
+                raise ConfigError(f"model {self.model!r} takes no {name} setting (it reads "
+                                  f"{', '.join(preset.options) or 'none'})", name)
+        _optional_int(self, "latent_dim", 1)
+        _optional_int(self, "num_flows", 0)
+        if self.hidden is not None:
+            if not isinstance(self.hidden, tuple) or not self.hidden or not all(
+                    _is_int(h) and h >= 1 for h in self.hidden):
+                raise ConfigError(f"hidden must be a non-empty list of positive layer widths, "
+                                  f"got {self.hidden!r}")
+        if self.flow is not None:
+            _choice(self, "flow", tuple(flows.FLOWS))
+        if self.weight_noise is not None:
+            _choice(self, "weight_noise", presets.WEIGHT_NOISE)
+        _choice(self, "objective", tuple(losses.OBJECTIVES))
+        if self.estimator is not None:
+            _choice(self, "estimator", tuple(estimators.ESTIMATORS))
+            own = estimators.get_estimator(self.estimator).objective
+            if own != self.objective:
+                raise ConfigError(f"estimator {self.estimator!r} estimates the gradient of "
+                                  f"{own!r}; set objective={own!r}")
+        _int(self, "k", 1)
+        _real(self, "beta", 0.0)
+        _flag(self, "analytic_kl")
+        elbo_only = self.beta != 1.0 or self.analytic_kl or self.annealing != "none"
+        if self.objective != "elbo" and elbo_only:
+            raise ConfigError("beta, analytic_kl and annealing apply to objective='elbo' only",
+                              "beta")
+        if self.analytic_kl and self.model == "nf" and (self.num_flows is None or
+                                                        self.num_flows > 0):
+            raise ConfigError("analytic_kl needs a Gaussian q(z|x); a flow posterior has no "
+                              "closed-form KL")
+        _choice(self, "annealing", ANNEALING)
+        if self.annealing != "none":
+            _int(self, "annealing_steps", 1)
+        elif self.annealing_steps is not None:
+            raise ConfigError("annealing_steps needs an annealing schedule", "annealing_steps")
+        _choice(self, "protocol", PROTOCOLS)
+        _real(self, "lr", 0.0, strict=True)
+        _optional_int(self, "batch_size", 1)
+        _int(self, "epochs", 1)
+        _optional_int(self, "steps", 1)
+        _real(self, "passes_scale", 0.0, strict=True)
+        _int(self, "seed", 0)
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise ConfigError(f"data must be a data set name, got {self.data!r}")
+        _choice(self, "split", SPLITS)
+        _choice(self, "eval_split", SPLITS)
+        _int(self, "eval_k", 1)
+        _optional_int(self, "eval_limit", 1)
+        if preset.task == "classification" and self.objective != "elbo":
+            raise ConfigError(f"model {self.model!r} is trained with its own SGVB bound; "
+                              "set objective='elbo'")
+        return self
+
+    def resolved(self) -> Config:
+        """A copy whose ``npz:`` path is absolute (a run directory is used from anywhere)."""
+        if self.data.startswith("npz:"):
+            return self.replace(data="npz:" + os.path.abspath(os.path.expanduser(self.data[4:])))
+        return self
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(config, name, minimum):
+    value = getattr(config, name)
+    if not _is_int(value):
+        raise ConfigError(f"{name} must be an integer, got {value!r}", name)
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}", name)
+
+
+def _optional_int(config, name, minimum):
+    if getattr(config, name) is not None:
+        _int(config, name, minimum)
+
+
+def _real(config, name, minimum, strict=False):
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}", name)
+    if value < minimum or (strict and value == minimum):
+        raise ConfigError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}", name)
+
+
+def _flag(config, name):
+    if not isinstance(getattr(config, name), bool):
+        raise ConfigError(f"{name} must be true or false, got {getattr(config, name)!r}", name)
+
+
+def _choice(config, name, allowed):
+    value = getattr(config, name)
+    if value not in allowed:
+        raise ConfigError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}",
+                          name)

@@ -1,0 +1,124 @@
+"""Model presets by name: what ``Config.model`` (and ``--model`` on the command line) means.
+
+A :class:`Preset` builds a model from a :class:`jaxvae.Config` and the training data's
+event shape and mean; it states which config options it reads and whether it is a
+density model (``task="density"``: a VAE under the model contract) or a classifier
+(``task="classification"``: a Bayesian network trained on ``(x, y)``). Add your own with
+:func:`register_preset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+__all__ = ["Preset", "PRESETS", "register_preset", "get_preset", "OPTION_FIELDS",
+           "WEIGHT_NOISE"]
+
+#: the Config fields that are preset options (None = the preset's default)
+OPTION_FIELDS = ("latent_dim", "hidden", "flow", "num_flows", "weight_noise")
+#: weight-noise estimators of the ``bayesian-mlp`` preset
+WEIGHT_NOISE = ("local", "shared", "separate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named model family.
+
+    Attributes:
+      name: the ``Config.model`` value.
+      build: ``build(config, event_shape, data_mean) -> model`` (``data_mean [*event]`` of
+        the training images, for the output bias).
+      description: one line for ``--help``.
+      options: the :data:`OPTION_FIELDS` it reads.
+      task: ``"density"`` or ``"classification"``.
+    """
+
+    name: str
+    build: Callable
+    description: str
+    options: tuple[str, ...] = ()
+    task: str = "density"
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset) -> Preset:
+    """Adds ``preset`` to :data:`PRESETS` (replacing one of the same name); returns it."""
+    unknown = set(preset.options) - set(OPTION_FIELDS)
+    if unknown or preset.task not in ("density", "classification"):
+        raise ValueError(f"preset {preset.name!r}: options must be among {OPTION_FIELDS} "
+                         "and task 'density' or 'classification'")
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; ValueError listing the known ones otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def _options(config, event_shape, data_mean, names):
+    from jaxvae.models import mlp
+
+    kwargs = {"event_shape": tuple(event_shape)}
+    if data_mean is not None:
+        kwargs["output_bias_init"] = mlp.mean_logit_init(data_mean)
+    for name in names:
+        if getattr(config, name) is not None:
+            kwargs[name] = getattr(config, name)
+    return kwargs
+
+
+def _iwae(config, event_shape, data_mean):
+    from jaxvae.models import mlp
+
+    return mlp.iwae_mlp(**_options(config, event_shape, data_mean, ("latent_dim", "hidden")))
+
+
+def _two_layer(config, event_shape, data_mean):
+    from jaxvae.models import hierarchical
+
+    return hierarchical.iwae_two_layer(**_options(config, event_shape, data_mean, ()))
+
+
+def _kingma_welling(config, event_shape, data_mean):
+    from jaxvae.models import mlp
+
+    kwargs = _options(config, event_shape, data_mean, ("latent_dim",))
+    if config.hidden is not None:
+        if len(config.hidden) != 1:
+            raise ValueError("kingma-welling has one hidden layer: give hidden=[width]")
+        kwargs["hidden"] = config.hidden[0]
+    return mlp.kingma_welling_mlp(**kwargs)
+
+
+def _flow(config, event_shape, data_mean):
+    from jaxvae.models import flow
+
+    return flow.flow_vae(**_options(config, event_shape, data_mean,
+                                    ("latent_dim", "hidden", "flow", "num_flows")))
+
+
+def _bayesian(config, event_shape, data_mean):
+    from jaxvae.models import bayesian
+
+    return bayesian.BayesianMLP(hidden=config.hidden or (1024, 1024), layer="dropout",
+                                estimator=config.weight_noise or "local")
+
+
+register_preset(Preset("iwae", _iwae, "784-200-200-50 tanh MLP VAE (Burda et al., 2015)",
+                       ("latent_dim", "hidden")))
+register_preset(Preset("iwae-2layer", _two_layer,
+                       "two stochastic layers of 100 and 50 units (Burda et al., 2015)"))
+register_preset(Preset("kingma-welling", _kingma_welling,
+                       "one hidden layer of 500 units, 20 latents (Kingma & Welling, 2014)",
+                       ("latent_dim", "hidden")))
+register_preset(Preset("nf", _flow, "784-400-40 with num_flows steps of flow in q(z|x) "
+                       "(Rezende & Mohamed, 2015)", ("latent_dim", "hidden", "flow", "num_flows")))
+register_preset(Preset("bayesian-mlp", _bayesian, "variational-dropout classifier "
+                       "(Kingma, Salimans & Welling, 2015)", ("hidden", "weight_noise"),
+                       task="classification"))

@@ -1,0 +1,197 @@
+"""The training and evaluation steps behind :func:`jaxvae.train_and_evaluate`.
+
+Kept apart from :mod:`jaxvae.experiment` (which checks settings and owns the run
+directory) so that each file has one job: here a checked config becomes a model, a loss,
+an optimizer and a train step; :func:`jaxvae.fit` runs them, and the final evaluation
+turns the parameters into numbers.
+
+Keys: ``(key_init, key_train, key_eval) = split(PRNGKey(seed), 3)``; the evaluation set
+is binarized with a fixed draw from ``seed``, and pictures use ``PRNGKey(seed + 1)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxvae import data, evaluate, losses, plots, presets, train
+from jaxvae.models import bayesian
+
+__all__ = ["Results", "NonFiniteResultError", "run_training", "make_optimizer", "init_params",
+           "beta_schedule", "density_metrics", "classification_error"]
+
+
+class NonFiniteResultError(RuntimeError):
+    """An evaluation produced NaN or infinite values (the model or checkpoint is broken)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """What :func:`train_and_evaluate` returns.
+
+    Attributes:
+      config: the (resolved) config that ran.
+      metrics: the contents of ``results.json``: for density models ``test_elbo``,
+        ``test_iwae_k{K}``, ``nll`` (= -IWAE bound), ``nll_stderr`` (standard error over
+        images), ``active_units``; for classifiers ``test_error``; and ``steps``,
+        ``passes``, ``train_seconds``, ``eval_seconds``.
+      model: the model; params: its trained parameters; workdir: the run directory or None.
+    """
+
+    config: Any
+    metrics: dict
+    model: Any
+    params: Any
+    workdir: str | None = None
+
+
+def init_params(model, config, event_shape, key):
+    """Initial parameters of a preset's model (classifiers are initialized on a dummy batch)."""
+    if presets.get_preset(config.model).task == "classification":
+        import jax.numpy as jnp
+        return model.init({"params": key, "noise": key}, jnp.zeros((1, *event_shape)))
+    return model.init_params(key)
+
+
+def make_optimizer(config, num_train: int):
+    """``(tx, num_steps)`` of ``config.protocol`` for ``num_train`` examples."""
+    import optax
+
+    from jaxvae import schedules
+
+    steps_per_pass = max(1, num_train // config.effective_batch_size)
+    if config.protocol == "iwae-paper":
+        protocol = schedules.iwae_paper_optimizer(steps_per_pass, config.passes_scale)
+        return protocol.tx, config.steps or protocol.num_steps
+    total = config.steps or steps_per_pass * config.epochs
+    if config.protocol == "cosine":
+        return optax.adam(optax.cosine_decay_schedule(config.lr, total, alpha=0.1)), total
+    return optax.adam(config.lr), total
+
+
+def beta_schedule(config):
+    """``config.beta``, or a schedule ``step -> β`` when ``config.annealing`` is set."""
+    from jaxvae import schedules
+
+    if config.annealing == "none":
+        return config.beta
+    fn = {"linear": lambda t: schedules.linear_annealing(t, config.annealing_steps),
+          "sigmoid": lambda t: schedules.sigmoid_annealing(t, config.annealing_steps // 2),
+          "cyclical": lambda t: schedules.cyclical_annealing(t, config.annealing_steps)}
+    return lambda t: config.beta * fn[config.annealing](t)
+
+
+
+
+def _finite(metrics: dict, where: str) -> dict:
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise NonFiniteResultError(
+            f"the evaluation of {where} gave non-finite {', '.join(bad)}; the parameters "
+            "are not usable")
+    return metrics
+
+
+def density_metrics(model, params, x, key, eval_k: int, progress: bool) -> dict:
+    """Test ELBO (k=1), IWAE bound (``eval_k``), NLL and its standard error, active units.
+
+    Args: ``x: [M, *event]`` binary test images; ``key``; ``eval_k`` >= 1.
+    Returns: a dict of floats and ints (nats per image).
+    """
+    k1, k2 = jax.random.split(key)
+    elbo = evaluate.log_likelihood(model, params, x, k1, num_samples=1, progress=False)
+    iwae = evaluate.log_likelihood(model, params, x, k2, num_samples=eval_k, progress=progress)
+    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
+    return {"test_elbo": float(np.mean(elbo)), f"test_iwae_k{eval_k}": float(np.mean(iwae)),
+            "nll": float(-np.mean(iwae)), "nll_stderr": float(np.std(iwae) / np.sqrt(len(iwae))),
+            "eval_k": eval_k, "active_units": int(active), "num_test": int(x.shape[0])}
+
+
+def classification_error(model, params, x, y, batch_size: int = 1000) -> float:
+    """Error rate of the posterior-mean network (weights = their means, no noise).
+
+    Args: a :class:`jaxvae.models.BayesianMLP`; ``x: [M, *event]``; ``y: [M]`` labels.
+    """
+    mean_model = model.clone(estimator="mean")
+    predict = jax.jit(lambda p, xb: jnp.argmax(mean_model.apply(p, xb), -1))
+    wrong = sum(int(np.sum(np.asarray(predict(params, x[i:i + batch_size])) != y[i:i + batch_size]))
+                for i in range(0, len(x), batch_size))
+    return wrong / len(x)
+
+
+def _density_parts(config, model, test_x, key_eval):
+    options = {}
+    if config.objective == "elbo" and config.estimator is None:
+        options = {"beta": beta_schedule(config), "analytic_kl": config.analytic_kl}
+    loss_fn = losses.make_loss(model, config.objective, config.k, estimator=config.estimator,
+                               **options)
+    valid_x = jnp.asarray(test_x[:1000])
+    elbo_fn = jax.jit(losses.make_objective(model, "elbo", 1))
+    eval_fn = lambda s: {"eval_elbo": jnp.mean(elbo_fn(s.params, valid_x, key_eval))}
+    return loss_fn, eval_fn
+
+
+def run_training(config, preset, train_set, test_set, workdir, resume, progress, pictures):
+    """Builds, trains and evaluates; returns :class:`jaxvae.Results` (``workdir`` may be None)."""
+    x = train_set.images
+    model = preset.build(config, x.shape[1:], x.mean(axis=0))
+    key_init, key_train, key_eval = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+    tx, num_steps = make_optimizer(config, x.shape[0])
+    params = init_params(model, config, x.shape[1:], key_init)
+    state = train.create_train_state(params, tx, key_train)
+    batch_size = config.effective_batch_size
+    if preset.task == "classification":
+        loss_fn = bayesian.classification_loss(model, x.shape[0])
+        train_data, preprocess, eval_fn, mesh = (x, train_set.labels), None, None, None
+    else:
+        test_x = data.binarize_fixed(test_set.images, seed=config.seed)
+        if config.eval_limit:
+            test_x = test_x[:config.eval_limit]
+        loss_fn, eval_fn = _density_parts(config, model, test_x, key_eval)
+        train_data, preprocess = x, data.dynamic_binarization
+        mesh = train.data_mesh() if jax.device_count() > 1 and \
+            batch_size % jax.device_count() == 0 else None
+    step = train.make_train_step(loss_fn, tx, preprocess=preprocess, mesh=mesh)
+    if progress:
+        print(f"training {config.model} with {config.estimator or config.objective} "
+              f"(k={config.k}) on {train_set.name} [{config.split}, {x.shape[0]} examples]"
+              + (f"; run directory {workdir}" if workdir else ""), flush=True)
+    start = time.time()
+    state = train.fit(state, step, train_data, batch_size=batch_size, num_epochs=config.epochs,
+                      num_steps=num_steps, seed=config.seed, eval_fn=eval_fn, workdir=workdir,
+                      resume=resume, mesh=mesh, progress=progress)
+    jax.block_until_ready(state.params)
+    timing = {"steps": int(state.step), "passes": round(int(state.step) * batch_size / len(x), 2),
+              "train_seconds": round(time.time() - start, 1)}
+    start = time.time()
+    where = f"the run in {workdir}" if workdir else "the trained model"
+    if preset.task == "classification":
+        metrics = {"test_error": classification_error(model, state.params, test_set.images,
+                                                      test_set.labels)}
+    else:
+        metrics = density_metrics(model, state.params, test_x, key_eval, config.eval_k,
+                                  progress)
+        metrics["test_binarization"] = f"fixed, seed {config.seed}"
+    metrics = _finite({**metrics, **timing, "eval_seconds": round(time.time() - start, 1)},
+                      where)
+    if pictures and workdir and preset.task == "density":
+        _pictures(model, state.params, test_x, config.seed, workdir)
+    return Results(config, metrics, model, state.params, workdir)
+
+
+def _pictures(model, params, test_x, seed: int, workdir: str) -> None:
+    pkey = jax.random.PRNGKey(seed + 1)
+    plots.save_samples(model, params, pkey, os.path.join(workdir, "samples.png"))
+    plots.save_reconstructions(model, params, test_x[:32],
+                               os.path.join(workdir, "reconstructions.png"),
+                               key=jax.random.fold_in(pkey, 1))
+    plots.save_interpolation(model, params, test_x[0], test_x[1],
+                             os.path.join(workdir, "interpolation.png"),
+                             key=jax.random.fold_in(pkey, 2))
