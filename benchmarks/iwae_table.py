@@ -1,15 +1,18 @@
 """Reproduce Table 1 of Burda, Grosse & Salakhutdinov (2015) on MNIST: VAE vs IWAE.
 
 Trains VAE (k-sample ELBO) and IWAE (k-sample bound) for k in {1, 5, 50}, with one and two
-stochastic layers, under the paper's protocol (Adam eps=1e-4, 8 stages of 3^i passes at
-1e-3 * 10^(-i/7), batch 20, dynamic binarization, output bias = logit of the training
-mean), shrunk by --passes-scale; evaluates the test log-likelihood with the IWAE bound at
-k=5000 and the active units, and writes a markdown table beside the paper's numbers.
+stochastic layers (the presets ``iwae`` and ``iwae-2layer``), under the paper's protocol
+(``protocol="iwae-paper"``: Adam eps=1e-4, 8 stages of 3^i passes at 1e-3 * 10^(-i/7),
+batch 20, dynamic binarization, output bias = logit of the training mean), shrunk by
+--passes-scale; evaluates the test log-likelihood with the IWAE bound at k=5000 and the
+active units, and writes a markdown table beside the paper's numbers. Each model is one
+``jaxvae.Config`` run by ``jaxvae.train_and_evaluate``.
 
     python benchmarks/iwae_table.py --data npz:../shared/data/mnist.npz --passes-scale 0.002
-    python benchmarks/iwae_table.py --quick          # < 60 s, embedded data, 4 small runs
+    python benchmarks/iwae_table.py --quick          # < 60 s, embedded data, 6 small runs
 
-Each finished model is stored in OUT/runs.jsonl; re-running the same command skips them.
+Each finished model is stored in OUT/runs.jsonl; re-running the same command skips them,
+and the table lists the ones not run yet.
 """
 
 from __future__ import annotations
@@ -18,17 +21,28 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import jax
 import numpy as np
 
 import jaxvae
-from jaxvae import data, evaluate, schedules, train
+from jaxvae import data, evaluate, schedules
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine as machine_name  # noqa: E402
+from common import (  # noqa: E402
+    ResultsStore,
+    add_common_flags,
+    command_line,
+    log,
+    machine,
+    markdown_table,
+    resolve_common,
+    write_json,
+    write_table,
+)
 
+DEFAULT_OUT = os.path.join("benchmarks", "results", "iwae_table")
+PRESET = {1: "iwae", 2: "iwae-2layer"}
 # Table 1 of Burda et al. (2015): test NLL (nats) and active units, MNIST.
 PAPER = {
     (1, "vae", 1): (86.76, 19), (1, "vae", 5): (86.47, 20), (1, "vae", 50): (86.35, 20),
@@ -39,146 +53,132 @@ PAPER = {
 }
 
 
-def _model(layers: int, train_mean):
-    bias = jaxvae.mean_logit_init(train_mean)
-    if layers == 1:
-        return jaxvae.iwae_mlp(output_bias_init=bias)
-    return jaxvae.iwae_two_layer(output_bias_init=bias)
+def make_config(layers: int, objective: str, k: int, args) -> jaxvae.Config:
+    """The Config of one cell: ``objective`` is ``"vae"`` (the k-sample ELBO) or ``"iwae"``."""
+    return jaxvae.Config(
+        model=PRESET[layers], objective="elbo" if objective == "vae" else "iwae", k=k,
+        protocol="iwae-paper", passes_scale=args.passes_scale, steps=args.steps,
+        batch_size=args.batch_size, seed=args.seed, data=args.data, split=args.split,
+        eval_k=args.eval_k, eval_limit=args.test_limit)
 
 
-def _active_units(layers: int, variances: np.ndarray) -> str | int:
-    active = variances > 0.01
-    if layers == 1:
-        return int(active.sum())
+def cell(config: jaxvae.Config) -> tuple[int, str, int]:
+    """``(layers, "vae" | "iwae", k)`` of a Config made by :func:`make_config`."""
+    layers = {v: n for n, v in PRESET.items()}[config.model]
+    return layers, "vae" if config.objective == "elbo" else "iwae", config.k
+
+
+def _two_layer_active_units(results: jaxvae.Results) -> str:
+    """``"A1+A2"``: active units of z1 (100 units) and z2 (50), with the variances of
+    ``jaxvae.evaluate.active_units`` on the evaluation images and the key of the
+    evaluation in ``train_and_evaluate`` (so A1 + A2 equals its ``active_units``)."""
+    c = results.config
+    test_x = data.binarize_fixed(data.load(c.data, c.eval_split).images, seed=c.seed)
+    test_x = test_x[:c.eval_limit] if c.eval_limit else test_x
+    key_eval = jax.random.split(jax.random.PRNGKey(c.seed), 3)[2]
+    _, variances = evaluate.active_units(results.model, results.params, test_x,
+                                         key=jax.random.fold_in(key_eval, 2))
+    active = np.asarray(variances) > 0.01
     return f"{int(active[:100].sum())}+{int(active[100:].sum())}"
 
 
-def run_one(layers, objective, k, train_x, test_x, args):
-    """Trains one model and evaluates it; returns a result record."""
-    model = _model(layers, train_x.mean(axis=0))
-    loss_fn = jaxvae.make_loss(model, "elbo" if objective == "vae" else "iwae", k)
-    steps_per_pass = len(train_x) // args.batch_size
-    protocol = schedules.iwae_paper_optimizer(steps_per_pass, args.passes_scale)
-    num_steps = args.steps or protocol.num_steps
-    key_init, key_train, key_eval = jax.random.split(jax.random.PRNGKey(args.seed), 3)
-    state = train.create_train_state(model.init_params(key_init), protocol.tx, key_train)
-    step = train.make_train_step(loss_fn, protocol.tx, preprocess=data.dynamic_binarization)
-    start = time.time()
-    state = train.fit(state, step, train_x, batch_size=args.batch_size, num_epochs=1,
-                      num_steps=num_steps, seed=args.seed, progress=not args.no_progress)
-    jax.block_until_ready(state.params)
-    train_seconds = time.time() - start
-    start = time.time()
-    ll = evaluate.log_likelihood(model, state.params, test_x, key_eval, args.eval_k,
-                                 progress=not args.no_progress)
-    eval_seconds = time.time() - start
-    _, variances = evaluate.active_units(model, state.params, test_x, key=jax.random.key(0))
-    return {"layers": layers, "objective": objective, "k": k,
-            "nll": float(-np.mean(ll)), "stderr": float(np.std(ll) / np.sqrt(len(ll))),
-            "active_units": _active_units(layers, variances), "steps": int(num_steps),
-            "passes": round(num_steps * args.batch_size / len(train_x), 2),
-            "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1)}
+def run_one(config: jaxvae.Config, progress: bool) -> dict:
+    """Trains and evaluates one Config; returns its results record."""
+    layers, objective, k = cell(config)
+    results = jaxvae.train_and_evaluate(config, progress=progress, pictures=False)
+    m = results.metrics
+    active = m["active_units"] if layers == 1 else _two_layer_active_units(results)
+    return {"setting": config.to_dict(), "layers": layers, "objective": objective, "k": k,
+            "nll": m["nll"], "stderr": m["nll_stderr"], "active_units": active,
+            "steps": m["steps"], "passes": m["passes"], "train_seconds": m["train_seconds"],
+            "eval_seconds": m["eval_seconds"], "num_test": m["num_test"],
+            "metrics": m, "machine": machine()}
 
 
-def markdown(records, args, machine) -> str:
-    lines = [
-        "| layers | objective | k | test NLL (ours) | paper | active units (ours) | paper "
-        "| passes | train s | eval s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+def markdown(records, args, missing) -> str:
+    rows = []
     for r in sorted(records, key=lambda r: (r["layers"], r["objective"] != "vae", r["k"])):
         nll, au = PAPER.get((r["layers"], r["objective"], r["k"]), ("–", "–"))
-        lines.append(
-            f"| {r['layers']} | {r['objective'].upper()} | {r['k']} | "
-            f"{r['nll']:.2f} ± {r['stderr']:.2f} | {nll} | {r['active_units']} | {au} | "
-            f"{r['passes']} | {r['train_seconds']} | {r['eval_seconds']} |")
+        rows.append([r["layers"], r["objective"].upper(), r["k"],
+                     f"{r['nll']:.2f} ± {r['stderr']:.2f}", nll, r["active_units"], au,
+                     r["passes"], r["train_seconds"], r["eval_seconds"]])
+    table = markdown_table(["layers", "objective", "k", "test NLL (ours)", "paper",
+                            "active units (ours)", "paper", "passes", "train s", "eval s"], rows)
     n_test = records[0]["num_test"] if records else 0
-    lines += ["", f"Test NLL: IWAE bound with k={args.eval_k} on {n_test} test images "
-              f"(fixed binarization, seed {args.seed}); ± is the standard error over images. "
-              f"Training: {args.data} [{args.split}], the paper's protocol "
-              + (f"cut to {args.steps} steps" if args.steps else
-                 f"scaled by --passes-scale {args.passes_scale}")
-              + f" (the paper: 3280 passes; ours in the passes column), batch "
-              f"{args.batch_size}, dynamic binarization. Machine: {machine}.",
-              "", "Command: `python "
-              + " ".join(a for a in sys.argv if a != "--table-only") + "`"]
-    return "\n".join(lines)
+    lines = [table, "", f"Test NLL: IWAE bound with k={args.eval_k} on {n_test} test images "
+             f"(fixed binarization, seed {args.seed}); ± is the standard error over images. "
+             f"Training: {args.data} [{args.split}], the paper's protocol "
+             + (f"cut to {args.steps} steps" if args.steps else
+                f"scaled by --passes-scale {args.passes_scale}")
+             + f" (the paper: 3280 passes; ours in the passes column), batch "
+             f"{args.batch_size}, dynamic binarization. Machine: {machine()}.",
+             "", "Command: `" + command_line("benchmarks/iwae_table.py", args.argv,
+                                            drop=("--table-only",)) + "`"]
+    if missing:
+        lines += ["", "Not run within this budget: " + ", ".join(missing) + "."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None,
-                        help="default npz:../shared/data/mnist.npz (embedded with --quick)")
+    add_common_flags(parser, "data")
     parser.add_argument("--split", default=None, help="default train+valid (train with --quick)")
     parser.add_argument("--passes-scale", type=float, default=0.002)
-    parser.add_argument("--steps", type=int, default=None, help="override the step count")
+    add_common_flags(parser, "steps", "eval_k", helps={"steps": "override the step count"})
     parser.add_argument("--batch-size", type=int, default=schedules.IWAE_PAPER_BATCH_SIZE)
-    parser.add_argument("--eval-k", type=int, default=5000)
     parser.add_argument("--test-limit", type=int, default=None, help="first N test images")
     parser.add_argument("--layers", default="1,2")
     parser.add_argument("--ks", default="1,5,50")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results/iwae_table")
-    parser.add_argument("--json", default=None, help="also write all records to this path")
-    parser.add_argument("--quick", action="store_true", help="< 60 s: embedded data, 4 runs")
-    parser.add_argument("--no-progress", action="store_true")
+    add_common_flags(parser, "seed", "out", "json", "quick", "no_progress",
+                     helps={"json": "also write all records to this path",
+                            "quick": "< 60 s: embedded data, 6 small runs"})
     parser.add_argument("--table-only", action="store_true",
                         help="write the table from the finished runs in OUT, train nothing")
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     if args.quick:
-        args.data = args.data or "embedded"
         args.split = args.split or "train"
         args.steps, args.eval_k = args.steps or 100, min(args.eval_k, 100)
         args.test_limit = args.test_limit or 200
         args.ks, args.no_progress = "1,5", True
-        args.out = args.out + "-quick"
-    args.data = args.data or "npz:../shared/data/mnist.npz"
+    resolve_common(args, DEFAULT_OUT)
     args.split = args.split or "train+valid"
+    try:
+        layers = [int(v) for v in args.layers.split(",")]
+        ks = [int(v) for v in args.ks.split(",")]
+        if not set(layers) <= set(PRESET):
+            raise ValueError("--layers takes 1 and/or 2")
+        # k = 1: the VAE and IWAE objectives coincide, so one run serves both rows.
+        plan = [make_config(n, obj, k, args) for n in layers for k in ks
+                for obj in ("vae", "iwae") if not (k == 1 and obj == "iwae")]
+        for config in plan:
+            config.validate()
+    except (ValueError, jaxvae.ConfigError) as err:
+        parser.error(str(err))
 
-    train_x = data.load(args.data, args.split).images
-    test_x = data.binarize_fixed(data.load(args.data, "test").images, seed=args.seed)
-    if args.test_limit:
-        test_x = test_x[:args.test_limit]
-    os.makedirs(args.out, exist_ok=True)
-    store = os.path.join(args.out, "runs.jsonl")
-    setting = {"data": args.data, "split": args.split, "passes_scale": args.passes_scale,
-               "steps": args.steps, "eval_k": args.eval_k, "num_test": int(len(test_x)),
-               "batch_size": args.batch_size, "seed": args.seed}
-    done = []
-    if os.path.exists(store):
-        done = [r for r in map(json.loads, open(store)) if r["setting"] == setting]
-    machine = machine_name()
-    print(f"{machine}; train {train_x.shape[0]} images, test {test_x.shape[0]}", flush=True)
-    layers = [int(v) for v in args.layers.split(",")]
-    ks = [int(v) for v in args.ks.split(",")]
-    # k = 1: the VAE and IWAE objectives coincide, so one run serves both rows.
-    plan = [(n, obj, k) for n in layers for k in ks for obj in ("vae", "iwae")
-            if not (k == 1 and obj == "iwae")]
-    for n, obj, k in plan:
-        if args.table_only or any(
-                (r["layers"], r["objective"], r["k"]) == (n, obj, k) for r in done):
-            continue
+    store = ResultsStore(os.path.join(args.out, "runs.jsonl"))
+    todo = [] if args.table_only else store.missing(plan)
+    log(f"{machine()}; {len(plan) - len(store.missing(plan))} of {len(plan)} runs finished "
+        f"in {store.path}")
+    for config in todo:
+        n, obj, k = cell(config)
         print(f"-- {n} layer(s), {obj.upper()}, k={k}", flush=True)
-        record = run_one(n, obj, k, train_x, test_x, args)
-        record.update(setting=setting, num_test=int(len(test_x)), machine=machine)
-        print(json.dumps(record), flush=True)
-        with open(store, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        done.append(record)
+        record = store.add(run_one(config, progress=not args.no_progress))
+        print(json.dumps({key: record[key] for key in (
+            "layers", "objective", "k", "nll", "stderr", "active_units", "steps", "passes",
+            "train_seconds", "eval_seconds")}), flush=True)
+    done = [store.get(c) for c in plan if store.done(c)]
     records = list(done)
     for r in done:   # the k = 1 row of IWAE is the k = 1 VAE run
         if r["k"] == 1 and r["objective"] == "vae":
             records.append(dict(r, objective="iwae"))
-    missing = [f"{n}-layer {obj.upper()} k={k}" for n, obj, k in plan if not any(
-        (r["layers"], r["objective"], r["k"]) == (n, obj, k) for r in done)]
-    table = markdown(records, args, machine)
-    if missing:
-        table += "\n\nNot run within this budget: " + ", ".join(missing) + "."
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table + "\n")
+    missing = [f"{n}-layer {obj.upper()} k={k}"
+               for n, obj, k in map(cell, store.missing(plan))]
+    table = markdown(records, args, missing)
+    write_table(args.out, table)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(records, f, indent=2)
+        write_json(args.json, records)
     print(table)
 
 

@@ -2,100 +2,73 @@
 
 The encoder emits a diagonal Gaussian and, for each x, the parameters of K planar (or
 radial) flows; or a context vector for K global IAF / NICE steps. Trained with the ELBO
-(the flow's log-determinants enter through log q), evaluated with the IWAE bound at
-k = 5000 on the test set. K = 0 is the diagonal-Gaussian VAE.
+(the flow's log-determinants enter through log q; Adam with a cosine decay to lr/10),
+evaluated with the IWAE bound at k = 5000 on the first 1000 test images. K = 0 is the
+diagonal-Gaussian VAE. One ``jaxvae.Config`` (preset ``nf``) and one
+``jaxvae.train_and_evaluate`` call.
 
     python examples/flow_vae.py --flow planar --num-flows 10 --data npz:../shared/data/mnist.npz
     python examples/flow_vae.py                  # embedded MNIST subset, planar K=10, ~1 min
+    python examples/flow_vae.py --quick          # a few seconds: tiny model, 20 steps
 
-``benchmarks/nf_table.py`` runs this for K in {0, 2, 10, 40, 80} and IAF.
+``benchmarks/nf_table.py`` tabulates the test NLL for K in {0, 2, 10, 40, 80} and IAF.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-
-import jax
-import numpy as np
-import optax
 
 import jaxvae
-from jaxvae import data, evaluate, train
+
+#: --quick: small widths, few steps and a small evaluation (flags given explicitly win)
+QUICK = {"steps": 20, "eval_k": 10, "test_limit": 100, "latent_dim": 8, "hidden": (32,),
+         "num_flows": 2}
+FULL = {"steps": 1000, "eval_k": 5000, "test_limit": 1000, "latent_dim": None,
+        "hidden": None, "num_flows": 10}
 
 
-def make_model(flow: str, num_flows: int, train_mean, latent_dim: int = 40,
-               hidden=(400,), flow_hidden: int = 100):
-    """``jaxvae.flow_vae`` with the output bias at the logit of the training mean."""
-    return jaxvae.flow_vae(latent_dim=latent_dim, hidden=hidden, flow=flow,
-                           num_flows=num_flows, flow_hidden=flow_hidden,
-                           output_bias_init=jaxvae.mean_logit_init(train_mean))
-
-
-def train_and_evaluate(flow: str, num_flows: int, train_x, test_x, *, steps: int,
-                       batch_size: int = 100, lr: float = 1e-3, num_samples: int = 1,
-                       eval_k: int = 5000, seed: int = 0, latent_dim: int = 40,
-                       hidden=(400,), progress: bool = True) -> dict:
-    """Trains one flow VAE with the k-sample ELBO and returns a result record.
-
-    Args:
-      train_x: ``[N, 28, 28]`` intensities in [0, 1] (dynamically binarized per step).
-      test_x: ``[M, 28, 28]`` binary test images.
-      steps: optimizer steps (Adam, learning rate ``lr`` decayed by cosine to lr/10).
-
-    Returns:
-      a dict with the test NLL (nats, the IWAE bound at ``eval_k``) and its standard error
-      over images, the test ELBO, the number of active units, and the timings.
-    """
-    model = make_model(flow, num_flows, train_x.mean(axis=0), latent_dim, hidden)
-    key_init, key_train, key_eval, key_elbo = jax.random.split(jax.random.PRNGKey(seed), 4)
-    tx = optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.1))
-    state = train.create_train_state(model.init_params(key_init), tx, key_train)
-    step = train.make_train_step(jaxvae.make_loss(model, "elbo", num_samples), tx,
-                                 preprocess=data.dynamic_binarization)
-    start = time.time()
-    state = train.fit(state, step, train_x, batch_size=batch_size, num_epochs=1,
-                      num_steps=steps, seed=seed, progress=progress)
-    jax.block_until_ready(state.params)
-    train_seconds = time.time() - start
-    start = time.time()
-    ll = evaluate.log_likelihood(model, state.params, test_x, key_eval, eval_k,
-                                 progress=progress)
-    eval_seconds = time.time() - start
-    elbo = evaluate.log_likelihood(model, state.params, test_x, key_elbo, 1, progress=False)
-    num_active, _ = evaluate.active_units(model, state.params, test_x, key=jax.random.key(0))
-    return {"flow": flow if num_flows else "diagonal", "num_flows": num_flows,
-            "nll": float(-np.mean(ll)), "stderr": float(np.std(ll) / np.sqrt(len(ll))),
-            "elbo": float(np.mean(elbo)), "active_units": num_active, "steps": steps,
-            "passes": round(steps * batch_size / len(train_x), 2),
-            "train_seconds": round(train_seconds, 1), "eval_seconds": round(eval_seconds, 1)}
+def make_config(args) -> jaxvae.Config:
+    """The :class:`jaxvae.Config` of the parsed flags (not yet validated)."""
+    return jaxvae.Config(model="nf", flow=args.flow, num_flows=args.num_flows,
+                         latent_dim=args.latent_dim, hidden=args.hidden, objective="elbo",
+                         k=1, protocol="cosine", lr=args.lr, batch_size=args.batch_size,
+                         steps=args.steps, seed=args.seed, data=args.data,
+                         eval_k=args.eval_k, eval_limit=args.test_limit)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flow", default="planar", choices=jaxvae.flows.FLOWS)
-    parser.add_argument("--num-flows", type=int, default=10)
+    parser.add_argument("--num-flows", type=int, default=None, help="default 10 (2 with --quick)")
     parser.add_argument("--data", default="embedded")
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=None, help="default 1000 (20 with --quick)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--eval-k", type=int, default=5000)
-    parser.add_argument("--test-limit", type=int, default=1000, help="first N test images")
+    parser.add_argument("--eval-k", type=int, default=None, help="default 5000 (10 with --quick)")
+    parser.add_argument("--test-limit", type=int, default=None,
+                        help="first N test images (default 1000; 100 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true",
+                        help="a few seconds: 8 latents, 32 hidden units, K=2, 20 steps, "
+                             "IWAE k=10 on 100 test images")
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.num_flows < 0 or args.steps < 1 or args.eval_k < 1:
-        parser.error("--num-flows must be >= 0, --steps and --eval-k >= 1")
-    train_x = data.load(args.data, "train").images
-    test_x = data.binarize_fixed(data.load(args.data, "test").images, seed=args.seed)
-    test_x = test_x[:args.test_limit]
-    record = train_and_evaluate(args.flow, args.num_flows, train_x, test_x, steps=args.steps,
-                                batch_size=args.batch_size, lr=args.lr, eval_k=args.eval_k,
-                                seed=args.seed)
-    print(f"{record['flow']} K={record['num_flows']}: test NLL {record['nll']:.2f} "
-          f"± {record['stderr']:.2f} nats (IWAE k={args.eval_k}, {len(test_x)} images), "
-          f"ELBO {record['elbo']:.2f}, {record['active_units']} active units, "
-          f"{record['passes']} passes in {record['train_seconds']} s")
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    config = make_config(args)
+    try:
+        results = jaxvae.train_and_evaluate(config, progress=not args.no_progress,
+                                            pictures=False)
+    except (jaxvae.ConfigError, jaxvae.DataError) as err:
+        parser.error(str(err))
+    m = results.metrics
+    flow = args.flow if args.num_flows else "diagonal"
+    print(f"{flow} K={args.num_flows}: test NLL {m['nll']:.2f} ± {m['nll_stderr']:.2f} nats "
+          f"(IWAE k={m['eval_k']}, {m['num_test']} images), ELBO {m['test_elbo']:.2f}, "
+          f"{m['active_units']} active units, {m['passes']} passes in {m['train_seconds']} s")
+    return results
 
 
 if __name__ == "__main__":

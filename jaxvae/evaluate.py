@@ -156,6 +156,7 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
     sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
     batch_size = _checks.integer(batch_size, "batch_size")
     _checks.batch(x, model.event_shape)
+    terms.check_data(model, params, x)
     x = np.asarray(x)
     n = x.shape[0]
     batch_size = min(batch_size, n)

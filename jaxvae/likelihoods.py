@@ -19,10 +19,33 @@ import dataclasses
 import distrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
-__all__ = ["BernoulliLogits", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "get_head"]
+__all__ = ["BernoulliLogits", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "get_head",
+           "check_support"]
+
+
+def check_support(dist, x) -> None:
+    """Raises ValueError when concrete data ``x`` leaves the range ``dist.support`` states.
+
+    A head's distribution may state ``support = (low, high)``, the data range its density
+    is defined on (Bernoulli: [0, 1]); distributions without one accept anything. Traced
+    values (under ``jit``) are not checked.
+
+    Args: ``dist``, a distribution from a head; ``x``, data of any shape.
+    """
+    support = getattr(dist, "support", None)
+    if support is None or isinstance(x, jax.core.Tracer):
+        return
+    values = np.asarray(x)
+    low, high = float(values.min()), float(values.max())
+    if low < support[0] or high > support[1]:
+        raise ValueError(
+            f"{type(dist).__name__} describes data in [{support[0]:g}, {support[1]:g}], but x "
+            f"has values in [{low:g}, {high:g}]" + (" (scale 8-bit images by 1/255)"
+                                                   if high > 1.5 and support[1] == 1 else ""))
 
 
 def _ndims(raw: Array, event_ndims: int | None, extra_axes: int) -> int:
@@ -63,11 +86,18 @@ class BernoulliLogits(distrax.Independent):
     evaluation on CPU.
     """
 
+    #: the data range the density is defined on (values outside it are an error)
+    support = (0.0, 1.0)
+
     def __init__(self, logits: Array, event_ndims: int):
         super().__init__(distrax.Bernoulli(logits=logits), reinterpreted_batch_ndims=event_ndims)
 
     def log_prob(self, value: Array) -> Array:
-        """Args: ``value: [*batch, *event]`` in [0, 1]. Returns: ``[*batch]`` log p, nats."""
+        """Args: ``value: [*batch, *event]`` in [0, 1]. Returns: ``[*batch]`` log p, nats.
+
+        Concrete values outside [0, 1] raise ValueError (see :func:`check_support`).
+        """
+        check_support(self, value)
         logits = self.distribution.logits
         shape = jnp.broadcast_shapes(jnp.shape(value), logits.shape)
         per_pixel = _bernoulli_log_prob(jnp.broadcast_to(value, shape).astype(logits.dtype),

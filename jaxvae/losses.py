@@ -49,6 +49,7 @@ def make_objective(model, objective: str = "iwae", num_samples: int = 1, **kwarg
     def bound(params, batch, key):
         x, condition = terms.batch_parts(batch)
         terms.check_batch(x, model.event_shape)   # shape and NaN checks, once
+        terms.check_data(model, params, x, condition)   # the likelihood's data range
         extra = () if condition is None else (condition,)
         return terms.map_batch(per_example, params, x, key, *extra)
 

@@ -17,12 +17,13 @@ from typing import Any, NamedTuple
 import distrax
 import flax
 import jax
+import jax.numpy as jnp
 
-from jaxvae import _checks
+from jaxvae import _checks, likelihoods
 from jaxvae.types import Array, Params, PRNGKey
 
 __all__ = ["ParamGroups", "split_params", "merge_params", "Bound", "bind", "model_terms",
-           "batched", "map_batch", "batch_parts", "check_batch", "check_groups"]
+           "batched", "map_batch", "batch_parts", "check_batch", "check_data", "check_groups"]
 
 
 class ParamGroups(NamedTuple):
@@ -209,6 +210,19 @@ def check_batch(x, event_shape=None, name: str = "x") -> None:
     Args: ``x``; ``event_shape`` (None: any); ``name`` for the error message. Returns None.
     """
     _checks.batch(x, event_shape, name)
+
+
+def check_data(model, params, x, condition=None) -> None:
+    """Raises ValueError when concrete data ``x: [B, *event]`` leaves the range the model's
+    likelihood head states (e.g. Bernoulli: [0, 1]); traced data are not checked.
+
+    The head's distribution is built once, at z = 0 (one decoder pass, eagerly).
+    """
+    if isinstance(x, jax.core.Tracer) or not hasattr(model, "latent_shape"):
+        return
+    condition = None if condition is None else condition[0]
+    dist = bind(model, params, condition=condition).likelihood(jnp.zeros(model.latent_shape))
+    likelihoods.check_support(dist, x)
 
 
 def map_batch(per_example: Callable, params, x: Array, key: PRNGKey, *extra):
