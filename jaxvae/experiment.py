@@ -133,10 +133,12 @@ def read_run_config(workdir: str) -> tuple[Config, dict]:
 
 
 def restore_run(workdir: str):
-    """``(config, model, params, info)`` of a trained run directory.
+    """The model and parameters of a trained run directory.
 
-    Raises ConfigError or :class:`jaxvae.CheckpointError` naming the file that is
-    missing, damaged or non-finite.
+    Args: ``workdir``, a directory written by :func:`train_and_evaluate`.
+    Returns: ``(config, model, params, info)``, ``info`` holding ``event_shape`` and
+      ``num_train``. Raises ConfigError or :class:`jaxvae.CheckpointError` naming the file
+      that is missing, damaged or non-finite.
     """
     import jax
 

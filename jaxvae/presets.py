@@ -45,7 +45,10 @@ PRESETS: dict[str, Preset] = {}
 
 
 def register_preset(preset: Preset) -> Preset:
-    """Adds ``preset`` to :data:`PRESETS` (replacing one of the same name); returns it."""
+    """Adds ``preset`` to :data:`PRESETS`, replacing one of the same name.
+
+    Args: ``preset``, a :class:`Preset`. Returns: the same preset.
+    """
     unknown = set(preset.options) - set(OPTION_FIELDS)
     if unknown or preset.task not in ("density", "classification"):
         raise ValueError(f"preset {preset.name!r}: options must be among {OPTION_FIELDS} "
@@ -55,7 +58,10 @@ def register_preset(preset: Preset) -> Preset:
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``; ValueError listing the known ones otherwise."""
+    """The preset called ``name``.
+
+    Args: ``name``. Returns: the :class:`Preset`; ValueError listing the known ones otherwise.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(PRESETS)}")
     return PRESETS[name]

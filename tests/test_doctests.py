@@ -7,7 +7,7 @@ import pytest
 
 import jaxvae
 
-MODULES = [jaxvae.objectives]
+MODULES = [jaxvae.objectives, jaxvae.config]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
