@@ -347,3 +347,16 @@ def test_bernoulli_likelihood_rejects_data_outside_its_support():
         bound(params, x, jax.random.PRNGKey(1))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         jaxvae.log_likelihood(model, params, x, jax.random.PRNGKey(1), 2)
+
+
+@pytest.mark.parametrize("damage", ["manifest.ocdbt", "_METADATA", "digest"])
+def test_a_damaged_checkpoint_is_one_line_on_stderr(trained, tmp_path, capfd, damage):
+    workdir = copy_run(trained, tmp_path)
+    for root, dirs, files in os.walk(os.path.join(workdir, "checkpoints")):
+        for name in files + dirs:
+            if name == damage:
+                path = os.path.join(root, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    assert cli.main(["sample", workdir]) == 2
+    err = capfd.readouterr().err
+    assert "checkpoint" in err and len(err.strip().splitlines()) == 1, err[:2000]
