@@ -39,7 +39,17 @@ import jaxvae
 from jaxvae import data, train
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import draw_chunk, log, machine, save_figure, write_results  # noqa: E402
+from common import (  # noqa: E402
+    add_common_flags,
+    command_line,
+    draw_chunk,
+    log,
+    machine,
+    markdown_table,
+    resolve_common,
+    save_figure,
+    write_results,
+)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            "estimator_variance")
@@ -220,38 +230,36 @@ def markdown(res) -> str:
              "per parameter group, with ||E g||^2 estimated without the tr Var / M bias "
              "(`jaxvae.summarize`'s `norm_snr`); mean per-parameter SNR |E g_p| / std g_p "
              "beside it.", "",
-             "| estimator | K | phi SNR | phi mean per-param SNR | theta SNR "
-             "| theta mean per-param SNR | s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in res["snr"]:
-        lines.append(f"| {r['estimator'].upper()} | {r['k']} | {r['inference_norm_snr']:.4f} | "
-                     f"{r['inference_mean_snr']:.4f} | {r['generative_norm_snr']:.4f} | "
-                     f"{r['generative_mean_snr']:.4f} | {r['seconds']} |")
+             markdown_table(
+                 ["estimator", "K", "phi SNR", "phi mean per-param SNR", "theta SNR",
+                  "theta mean per-param SNR", "s"],
+                 ([r["estimator"].upper(), r["k"], f"{r['inference_norm_snr']:.4f}",
+                   f"{r['inference_mean_snr']:.4f}", f"{r['generative_norm_snr']:.4f}",
+                   f"{r['generative_mean_snr']:.4f}", r["seconds"]] for r in res["snr"]))]
     s = res["slopes"]
+    slope_rows = [[key, f"{s[key]:+.3f}", f"{how} {target:+.2f}"]
+                  for key, (target, how) in EXPECTED.items()]
+    slope_rows.append(["dreg_theta_snr_slope", f"{s['dreg_theta_snr_slope']:+.3f}", "(as IWAE)"])
+    base = res["estimators"][0]["phi_total_variance"]
     lines += ["", "Log-log slopes against K (least squares over all K):", "",
-              "| slope | measured | expected |", "| --- | --- | --- |"]
-    for key, (target, how) in EXPECTED.items():
-        lines.append(f"| {key} | {s[key]:+.3f} | {how} {target:+.2f} |")
-    lines.append(f"| dreg_theta_snr_slope | {s['dreg_theta_snr_slope']:+.3f} | (as IWAE) |")
-    lines += ["", f"Per-parameter mean SNR slopes: IWAE phi {s['iwae_phi_mean_snr_slope']:+.3f}, "
+              markdown_table(["slope", "measured", "expected"], slope_rows),
+              "", f"Per-parameter mean SNR slopes: IWAE phi {s['iwae_phi_mean_snr_slope']:+.3f}, "
               f"DReG phi {s['dreg_phi_mean_snr_slope']:+.3f}, IWAE theta "
               f"{s['iwae_theta_mean_snr_slope']:+.3f}.", "",
               f"## 2. ELBO gradient estimators at the same parameters (k = {a['elbo_k']})", "",
-              "| estimator | total variance of phi gradient "
-              "| ratio to reparameterization (MC KL) | "
-              "total variance of theta gradient |", "| --- | --- | --- | --- |"]
-    base = res["estimators"][0]["phi_total_variance"]
-    for r in res["estimators"]:
-        lines.append(f"| {r['label']} | {r['phi_total_variance']:.4g} | "
-                     f"{r['phi_total_variance'] / base:.3g} | {r['theta_total_variance']:.4g} |")
-    lines += ["", "## 3. STL near the exact posterior (linear-Gaussian model, D=20, d=5)", "",
+              markdown_table(
+                  ["estimator", "total variance of phi gradient",
+                   "ratio to reparameterization (MC KL)", "total variance of theta gradient"],
+                  ([r["label"], f"{r['phi_total_variance']:.4g}",
+                    f"{r['phi_total_variance'] / base:.3g}", f"{r['theta_total_variance']:.4g}"]
+                   for r in res["estimators"])),
+              "", "## 3. STL near the exact posterior (linear-Gaussian model, D=20, d=5)", "",
               "q's parameters phi = phi* + t delta (delta ~ 0.3 N(0, I), phi* the exact "
               f"posterior); k = 1, {a['draws']} draws, 8 data points.", "",
-              "| t | KL(q || p(z|x)) (nats) | STL variance | reparameterization variance |",
-              "| --- | --- | --- | --- |"]
-    for r in res["stl"]:
-        lines.append(f"| {r['t']:g} | {r['kl_to_posterior']:.3g} | {r['stl_phi_variance']:.3g} | "
-                     f"{r['reparam_phi_variance']:.3g} |")
+              markdown_table(
+                  ["t", "KL(q || p(z|x)) (nats)", "STL variance", "reparameterization variance"],
+                  ([f"{r['t']:g}", f"{r['kl_to_posterior']:.3g}", f"{r['stl_phi_variance']:.3g}",
+                    f"{r['reparam_phi_variance']:.3g}"] for r in res["stl"]))]
     lines += ["", f"Machine: {res['machine']}; wall time {res['wall_seconds']:.0f} s.", "",
               f"Command: `{res['command']}`"]
     return "\n".join(lines) + "\n"
@@ -260,8 +268,7 @@ def markdown(res) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None,
-                        help="default npz:../shared/data/mnist.npz (embedded with --quick)")
+    add_common_flags(parser, "data")
     parser.add_argument("--train-steps", type=int, default=None, help="default 3000 (quick 300)")
     parser.add_argument("--ks", default=None, help="default 1,3,10,30,100,300,1000")
     parser.add_argument("--draws", type=int, default=None, help="gradient draws per point "
@@ -273,14 +280,11 @@ def main(argv=None):
                         help="latent units of the MNIST VAE (default 2, see the docstring)")
     parser.add_argument("--train-objective", default="iwae", choices=("elbo", "iwae"))
     parser.add_argument("--train-k", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=DEFAULT_OUT)
-    parser.add_argument("--json", default=None, help="also write the headline figures here")
-    parser.add_argument("--quick", action="store_true", help="< 60 s: embedded data, small run")
-    parser.add_argument("--no-progress", action="store_true")
+    add_common_flags(parser, "seed", "out", "json", "quick", "no_progress",
+                     helps={"json": "also write the headline figures here"})
     args = parser.parse_args(argv)
     quick = args.quick
-    args.data = args.data or ("embedded" if quick else "npz:../shared/data/mnist.npz")
+    resolve_common(args, DEFAULT_OUT)
     args.train_steps = args.train_steps or (300 if quick else 3000)
     args.ks = [int(v) for v in (args.ks or ("1,10,100" if quick else "1,3,10,30,100,300,1000"))
                .split(",")]
@@ -289,8 +293,6 @@ def main(argv=None):
     args.ts = [1.0, 0.1, 0.0] if quick else [1.0, 0.3, 0.1, 0.03, 0.01, 0.0]
     if min(args.ks) < 1 or args.draws < 2 or args.batch < 1 or args.elbo_k < 2:
         parser.error("--ks >= 1, --draws >= 2, --batch >= 1 and --elbo-k >= 2 are required")
-    if quick and args.out == DEFAULT_OUT:
-        args.out = os.path.join(DEFAULT_OUT, "quick")
     os.makedirs(args.out, exist_ok=True)
 
     start = time.time()
@@ -321,12 +323,11 @@ def main(argv=None):
     by_name = {(r["estimator"], bool(r["options"])): r for r in est_rows}
     score_ratio = (by_name[("score_function", False)]["phi_total_variance"]
                    / by_name[("reparam", False)]["phi_total_variance"])
-    command = "python benchmarks/estimator_variance.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    command = command_line("benchmarks/estimator_variance.py", argv)
     res = {"args": {k: v for k, v in vars(args).items()}, "budget": budget, "snr": snr_rows,
            "slopes": slopes, "estimators": est_rows, "stl": stl_rows,
            "score_over_reparam_var": score_ratio, "machine": machine(),
-           "wall_seconds": time.time() - start, "command": command.strip()}
+           "wall_seconds": time.time() - start, "command": command}
     res["plots"] = plots(args.out, snr_rows, stl_rows, args.ks)
     table = markdown(res)
     headline = {key: slopes[key] for key in EXPECTED}

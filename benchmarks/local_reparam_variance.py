@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 import jax
@@ -43,11 +44,18 @@ import jaxvae
 from jaxvae import data
 from jaxvae.models import bayesian
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
-from variational_dropout import test_error, train_classifier  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import draw_chunk, log, machine, save_figure, write_results  # noqa: E402
+from common import (  # noqa: E402
+    add_common_flags,
+    command_line,
+    draw_chunk,
+    log,
+    machine,
+    markdown_table,
+    resolve_common,
+    save_figure,
+    write_results,
+)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                            "local_reparam_variance")
@@ -75,6 +83,29 @@ def minibatch_grad_fn(model, num_data: int, batch_size: int):
                 for param in ("kernel", "log_alpha_raw")}
 
     return grad_fn
+
+
+def make_config(args, steps: int) -> jaxvae.Config:
+    """The classifier of the table: the ``bayesian-mlp`` preset with the local estimator,
+    constant Adam 1e-3, ``steps`` steps in all."""
+    return jaxvae.Config(model="bayesian-mlp", hidden=args.hidden, weight_noise="local",
+                         objective="elbo", k=1, protocol="adam", lr=1e-3,
+                         batch_size=args.batch_size, steps=steps, seed=args.seed,
+                         data=args.data, split="train", eval_split="test")
+
+
+def train_checkpoints(args, epochs, num_train):
+    """Yields ``(epochs, results)`` after training to each of ``epochs`` (increasing): one
+    run of ``jaxvae.train_and_evaluate`` in a temporary run directory, resumed with a
+    longer ``steps`` for each further checkpoint."""
+    steps_per_epoch = num_train // args.batch_size
+    with tempfile.TemporaryDirectory(prefix="local_reparam_") as workdir:
+        for i, e in enumerate(epochs):
+            steps = max(1, int(round(e * steps_per_epoch)))
+            log(f"training to {e:g} epochs ({steps} steps in all) ...")
+            results = jaxvae.train_and_evaluate(make_config(args, steps), workdir, resume=i > 0,
+                                                progress=not args.no_progress, pictures=False)
+            yield e, results
 
 
 def measure(params, x, y, args, label):
@@ -110,28 +141,27 @@ def measure(params, x, y, args, label):
 def markdown(res) -> str:
     a = res["args"]
     s, l = res["checkpoints"]
+    columns = [f"{layer}, after {c['epochs']:g} ep." for layer in ("top", "bottom")
+               for c in (s, l)]
     lines = [f"Variance of the minibatch gradient (M = {a['batch_size']}) of the full-data bound "
              "w.r.t. the weight means theta, averaged over the layer's weights; "
              f"{a['draws']} draws (fresh minibatch and noise each) per cell.", "",
-             f"| estimator | top, after {s['epochs']:g} ep. | top, after {l['epochs']:g} ep. | "
-             f"bottom, after {s['epochs']:g} ep. | bottom, after {l['epochs']:g} ep. | "
-             "paper top 10 / 100 ep. | paper bottom 10 / 100 ep. | s per gradient |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for estimator, label in ESTIMATORS:
-        p = PAPER[estimator]
-        a_, b_ = s["variance"][estimator], l["variance"][estimator]
-        lines.append(f"| {label} | {a_['top']:.3g} | {b_['top']:.3g} | {a_['bottom']:.3g} | "
-                     f"{b_['bottom']:.3g} | {p[0]:.2g} / {p[1]:.2g} | {p[2]:.2g} / {p[3]:.2g} | "
-                     f"{b_['seconds_per_gradient']:.4f} |")
-    lines += ["", "The same for the gradient w.r.t. the (unconstrained) log-alpha parameters "
-              "(log alpha = log sigmoid(raw)):", "",
-              f"| estimator | top, after {s['epochs']:g} ep. | top, after {l['epochs']:g} ep. | "
-              f"bottom, after {s['epochs']:g} ep. | bottom, after {l['epochs']:g} ep. |",
-              "| --- | --- | --- | --- | --- |"]
-    for estimator, label in ESTIMATORS[:3]:
-        a_, b_ = s["variance"][estimator], l["variance"][estimator]
-        lines.append(f"| {label} | {a_['top_log_alpha']:.3g} | {b_['top_log_alpha']:.3g} | "
-                     f"{a_['bottom_log_alpha']:.3g} | {b_['bottom_log_alpha']:.3g} |")
+             markdown_table(
+                 ["estimator", *columns, "paper top 10 / 100 ep.", "paper bottom 10 / 100 ep.",
+                  "s per gradient"],
+                 ([label, *(f"{c['variance'][estimator][layer]:.3g}" for layer in ("top", "bottom")
+                            for c in (s, l)),
+                   "{:.2g} / {:.2g}".format(*PAPER[estimator][:2]),
+                   "{:.2g} / {:.2g}".format(*PAPER[estimator][2:]),
+                   f"{l['variance'][estimator]['seconds_per_gradient']:.4f}"]
+                  for estimator, label in ESTIMATORS)),
+             "", "The same for the gradient w.r.t. the (unconstrained) log-alpha parameters "
+             "(log alpha = log sigmoid(raw)):", "",
+             markdown_table(
+                 ["estimator", *columns],
+                 ([label, *(f"{c['variance'][estimator][layer]:.3g}"
+                            for layer in ("top_log_alpha", "bottom_log_alpha") for c in (s, l))]
+                  for estimator, label in ESTIMATORS[:3]))]
     lines += ["", f"Test error of the posterior-mean network: {100 * s['test_error']:.2f} % after "
               f"{s['epochs']:g} epochs, {100 * l['test_error']:.2f} % after {l['epochs']:g}.", "",
               f"Bottom layer, after {l['epochs']:g} epochs: local / shared variance "
@@ -175,60 +205,50 @@ def plot(out, res):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None,
-                        help="default npz:../shared/data/mnist.npz (embedded with --quick)")
+    add_common_flags(parser, "data")
     parser.add_argument("--epochs", default=None, help="short,long (default 1,10; quick 0.2,1)")
     parser.add_argument("--hidden", default=None, help="default 1024,1024 (quick 64,64)")
     parser.add_argument("--draws", type=int, default=None, help="default 50 (quick 10)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--timing-repeats", type=int, default=3,
                         help="timed repeats of 2 x chunk extra draws per estimator")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=DEFAULT_OUT)
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--quick", action="store_true", help="< 60 s: embedded data, small net")
-    parser.add_argument("--no-progress", action="store_true")
+    add_common_flags(parser, "seed", "out", "json", "quick", "no_progress",
+                     helps={"json": "also write the headline figures here",
+                            "quick": "< 60 s: embedded data, small net"})
     args = parser.parse_args(argv)
     q = args.quick
-    args.data = args.data or ("embedded" if q else "npz:../shared/data/mnist.npz")
+    resolve_common(args, DEFAULT_OUT)
     epochs = [float(e) for e in (args.epochs or ("0.2,1" if q else "1,10")).split(",")]
     args.hidden = tuple(int(h) for h in (args.hidden or ("64,64" if q else "1024,1024"))
                         .split(","))
     args.draws = args.draws or (10 if q else 50)
     if len(epochs) != 2 or not 0 < epochs[0] < epochs[1] or args.draws < 2:
         parser.error("--epochs must be short,long with 0 < short < long; --draws >= 2")
-    if q and args.out == DEFAULT_OUT:
-        args.out = os.path.join(DEFAULT_OUT, "quick")
+    try:
+        make_config(args, 1).validate()
+    except jaxvae.ConfigError as err:
+        parser.error(str(err))
     os.makedirs(args.out, exist_ok=True)
     start = time.time()
-    train, test = data.load(args.data, "train"), data.load(args.data, "test")
+    train = data.load(args.data, "train")
     if train.labels is None:
         parser.error(f"{args.data} has no labels")
     x, y = jnp.asarray(train.images), jnp.asarray(train.labels)
-    model = bayesian.BayesianMLP(hidden=args.hidden, layer="dropout", estimator="local")
-    steps_per_epoch = len(train.images) // args.batch_size
-    checkpoints, params, done = [], None, 0
-    for e in epochs:
-        steps = int(round(e * steps_per_epoch)) - done
-        log(f"training to {e:g} epochs ({steps} steps) ...")
-        params, _ = train_classifier(model, train.images, train.labels, steps=steps,
-                                     batch_size=args.batch_size, seed=args.seed + done,
-                                     params=params, progress=not args.no_progress)
-        done += steps
-        err = test_error(model, params, test.images, test.labels)
-        log(f"  test error {100 * err:.2f} %")
+    checkpoints = []
+    for e, results in train_checkpoints(args, epochs, len(train.images)):
+        err = results.metrics["test_error"]
+        log(f"  test error {100 * err:.2f} % after {results.metrics['steps']} steps")
         checkpoints.append({"epochs": e, "test_error": err,
-                            "variance": measure(params, x, y, args, f"{e:g} ep")})
+                            "variance": measure(results.params, x, y, args, f"{e:g} ep")})
     last = checkpoints[-1]["variance"]
-    command = "python benchmarks/local_reparam_variance.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    command = command_line("benchmarks/local_reparam_variance.py", argv)
     res = {"args": {k: v for k, v in vars(args).items()}, "checkpoints": checkpoints,
            "local_over_shared_var": last["local"]["bottom"] / last["shared"]["bottom"],
            "local_over_separate_var": last["local"]["bottom"] / last["separate"]["bottom"],
            "local_over_separate_time": (last["local"]["seconds_per_gradient"]
                                         / last["separate"]["seconds_per_gradient"]),
            "num_train": len(train.images), "machine": machine(),
-           "wall_seconds": time.time() - start, "command": command.strip()}
+           "wall_seconds": time.time() - start, "command": command}
     res["plot"] = plot(args.out, res)
     table = markdown(res)
     headline = {k: res[k] for k in ("local_over_shared_var", "local_over_separate_var")}

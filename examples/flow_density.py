@@ -22,16 +22,18 @@ import numpy as np
 from jaxvae import energies as en
 
 # flag, type, default, lowest value (floats: exclusive), help
-FLAGS = [("steps", int, None, 1, "steps per fit (default 40000; 400 with --quick)"),
+FLAGS = [("steps", int, None, 1, "steps per fit (default 40000; 200 with --quick)"),
          ("batch", int, 256, 1, None),
          ("lr", float, 5e-3, 0, "peak Adam learning rate, cosine-decayed to 5%% of it"),
          ("anneal", int, None, 0, "steps of beta from 0.01 to 1 (0: none; default: the "
           "paper's 10000, at most a quarter of --steps)"),
          ("flows", None, None, None, "default planar:2,planar:8,planar:32,radial:8,radial:32 "
-          "(planar:2,planar:8 with --quick)"),
+          "(planar:2,radial:2 with --quick)"),
          ("energies", str, "U1,U2,U3,U4", None, None), ("seed", int, 0, None, None),
-         ("eval-samples", int, 10000, 2, None), ("hist-samples", int, 500_000, 1, None),
-         ("bins", int, 100, 1, None), ("out", str, "docs/images/flow_density.png", None, None),
+         ("eval-samples", int, 10000, 2, None),
+         ("hist-samples", int, None, 1, "default 500000 (--eval-samples with --quick: one "
+          "compiled sampler)"), ("bins", int, None, 1, "default 100 (50 with --quick)"),
+         ("out", str, "docs/images/flow_density.png", None, None),
          ("json", str, None, None, "write the KL table here")]
 
 
@@ -49,7 +51,8 @@ def parse_args(argv=None):
     for flag, kind, default, _, help in FLAGS:
         parser.add_argument(f"--{flag}", type=kind or flow_list, default=default, help=help)
     parser.add_argument("--quick", action="store_true",
-                        help="400 steps, planar K = 2 and 8 only, 100k histogram samples")
+                        help="200 steps, planar and radial K = 2 only, histograms of "
+                             "--eval-samples samples in 50 x 50 bins")
     args = parser.parse_args(argv)
     for flag, kind, _, low, _ in FLAGS:
         value = getattr(args, flag.replace("-", "_"))
@@ -59,11 +62,12 @@ def parse_args(argv=None):
     args.energies = args.energies.split(",")
     if unknown := [e for e in args.energies if e not in en.ENERGIES]:
         parser.error(f"unknown energies {unknown}; expected some of {list(en.ENERGIES)}")
-    args.steps = args.steps or (400 if args.quick else 40000)
-    args.flows = args.flows or flow_list("planar:2,planar:8" if args.quick else
+    args.steps = args.steps or (200 if args.quick else 40000)
+    args.flows = args.flows or flow_list("planar:2,radial:2" if args.quick else
                                          "planar:2,planar:8,planar:32,radial:8,radial:32")
     args.anneal = min(10000, args.steps // 4) if args.anneal is None else args.anneal
-    args.hist_samples = min(args.hist_samples, 100_000) if args.quick else args.hist_samples
+    args.hist_samples = args.hist_samples or (args.eval_samples if args.quick else 500_000)
+    args.bins = args.bins or (50 if args.quick else 100)
     return args
 
 

@@ -9,7 +9,8 @@ diagonal-Gaussian VAE. One ``jaxvae.Config`` (preset ``nf``) and one
 
     python examples/flow_vae.py --flow planar --num-flows 10 --data npz:../shared/data/mnist.npz
     python examples/flow_vae.py                  # embedded MNIST subset, planar K=10, ~1 min
-    python examples/flow_vae.py --quick          # a few seconds: tiny model, 20 steps
+    python examples/flow_vae.py --quick          # smoke run: tiny model, 20 steps (~30 s,
+                                                 # nearly all of it compilation)
 
 ``benchmarks/nf_table.py`` tabulates the test NLL for K in {0, 2, 10, 40, 80} and IAF.
 """
@@ -50,7 +51,7 @@ def main(argv=None):
                         help="first N test images (default 1000; 100 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
-                        help="a few seconds: 8 latents, 32 hidden units, K=2, 20 steps, "
+                        help="smoke run: 8 latents, 32 hidden units, K=2, 20 steps, "
                              "IWAE k=10 on 100 test images")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ overstate it (``train_seconds`` is rounded to 0.1 s).
 
     python examples/variational_dropout.py --data npz:../shared/data/mnist.npz --epochs 3
     python examples/variational_dropout.py              # embedded 10k subset, 1 epoch
-    python examples/variational_dropout.py --quick      # a few seconds: 64-64 units, 20 steps
+    python examples/variational_dropout.py --quick      # smoke run: 64 hidden units, 20 steps
 """
 
 from __future__ import annotations
@@ -42,19 +42,19 @@ def main(argv=None):
     parser.add_argument("--data", default="embedded")
     parser.add_argument("--epochs", type=float, default=None,
                         help="passes over the training data (default 1; 0.2 with --quick)")
-    parser.add_argument("--hidden", default=None, help="default 1024,1024 (64,64 with --quick)")
+    parser.add_argument("--hidden", default=None, help="default 1024,1024 (64 with --quick)")
     parser.add_argument("--estimators", default="local,shared")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--quick", action="store_true",
-                        help="a few seconds: 64-64 hidden units, 0.2 epochs")
+                        help="smoke run: one hidden layer of 64 units, 0.2 epochs")
     args = parser.parse_args(argv)
     if args.epochs is None:
         args.epochs = 0.2 if args.quick else 1.0
     try:
         args.hidden = tuple(int(h) for h in (args.hidden or
-                                             ("64,64" if args.quick else "1024,1024")).split(","))
+                                             ("64" if args.quick else "1024,1024")).split(","))
     except ValueError:
         parser.error(f"--hidden must be comma-separated widths, got {args.hidden!r}")
     try:

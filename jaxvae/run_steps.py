@@ -55,9 +55,9 @@ class Results:
 def init_params(model, config, event_shape, key):
     """Initial parameters of a preset's model (classifiers are initialized on a dummy batch)."""
     if presets.get_preset(config.model).task == "classification":
-        import jax.numpy as jnp
-        return model.init({"params": key, "noise": key}, jnp.zeros((1, *event_shape)))
-    return model.init_params(key)
+        init = lambda k: model.init({"params": k, "noise": k}, jnp.zeros((1, *event_shape)))
+        return jax.jit(init)(key)
+    return jax.jit(model.init_params)(key)    # one compilation instead of many small ones
 
 
 def make_optimizer(config, num_train: int):

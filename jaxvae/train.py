@@ -299,8 +299,9 @@ def _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_step
                       "seconds": round(time.time() - t0, 3)}
             if eval_fn is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs):
                 record.update({k: float(v) for k, v in eval_fn(state).items()})
-                bar.write("epoch {}: {}".format(epoch + 1, ", ".join(
-                    f"{k} {v:.3f}" for k, v in record.items() if k.startswith("eval"))))
+                if progress:
+                    bar.write("epoch {}: {}".format(epoch + 1, ", ".join(
+                        f"{k} {v:.3f}" for k, v in record.items() if k.startswith("eval"))))
             if log_path:
                 rundir.append_jsonl(log_path, record)
     finally:

@@ -1,4 +1,4 @@
-"""Peer implementations of the IWAE train step used by ``benchmarks/throughput.py``.
+"""Peer implementations of the IWAE train step used by ``python -m benchmarks.throughput``.
 
 Each peer implements the same model and objective as ``jaxvae.iwae_mlp()`` with
 ``jaxvae.make_loss(model, "iwae", k)``: 784-200-200-50 tanh Gaussian encoder with

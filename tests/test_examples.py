@@ -1,0 +1,95 @@
+"""Every script in examples/ runs in its --quick mode on the embedded data.
+
+Each example is imported by path and its ``main(argv)`` called in this process (one JAX
+start-up for all); the assertions read what it prints. An example added to examples/
+without a test here fails ``test_every_example_is_tested``.
+"""
+
+import importlib.util
+import math
+import os
+import re
+
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py"}
+
+
+@pytest.fixture(autouse=True)
+def fast_compilation():
+    """XLA without most optimizations: these runs are a few steps, compilation dominates."""
+    import jax
+
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
+def load(name):
+    """The module examples/``name``.py, imported by path."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}",
+                                                  os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_rows(text, first_cell):
+    """The cells of each markdown table row of ``text`` whose first cell is in ``first_cell``."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("|")]
+    return [row for row in rows if row[0] in first_cell]
+
+
+def test_every_example_is_tested():
+    assert {f for f in os.listdir(EXAMPLES) if f.endswith(".py")} == TESTED
+
+
+def test_flow_vae_quick(capsys):
+    load("flow_vae").main(["--quick", "--no-progress"])
+    out = capsys.readouterr().out
+    match = re.search(r"planar K=2: test NLL ([\d.]+) ± ([\d.]+) nats \(IWAE k=10, 100 images\), "
+                      r"ELBO (-[\d.]+), (\d+) active units, ([\d.]+) passes in ([\d.]+) s", out)
+    assert match, out
+    nll, stderr, elbo, active = (float(g) for g in match.groups()[:4])
+    assert 50 < nll < 550 and 0 < stderr < 50 and 0 <= active <= 8
+    assert -elbo >= nll - 5 * stderr      # the ELBO is the k=1 bound: below log p up to noise
+
+
+def test_flow_vae_bad_flag_is_one_line(capsys):
+    with pytest.raises(SystemExit):
+        load("flow_vae").main(["--quick", "--steps", "0"])
+    assert "steps must be >= 1" in capsys.readouterr().err
+
+
+def test_variational_dropout_quick(capsys):
+    load("variational_dropout").main(["--quick", "--no-progress"])
+    out = capsys.readouterr().out
+    assert out.startswith("| estimator | test error | s / step | steps |\n"
+                          "| --- | --- | --- | --- |\n")
+    rows = table_rows(out, {"local", "shared"})
+    assert [row[0] for row in rows] == ["local", "shared"], out
+    for _, error, seconds, steps in rows:
+        assert error.endswith(" %") and 0 <= float(error[:-2]) < 85    # chance is 90 %
+        assert math.isfinite(float(seconds)) and float(seconds) > 0
+        assert steps == "20"                 # 0.2 epochs of the 10k examples in batches of 100
+
+
+def test_flow_density_quick(capsys, tmp_path):
+    out_png, out_json = tmp_path / "figure.png", tmp_path / "results.json"
+    load("flow_density").main(["--quick", "--out", str(out_png), "--json", str(out_json)])
+    out = capsys.readouterr().out
+    rows = table_rows(out, {"U1", "U2", "U3", "U4"})
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (u, flow, "2") for u in ("U1", "U2", "U3", "U4") for flow in ("planar", "radial")], out
+    for row in rows:
+        kl, stderr = float(row[3]), float(row[4])
+        assert -3 * stderr - 0.05 < kl < 5 and stderr >= 0      # KL(q||p) >= 0 up to noise
+    assert out_json.exists()
+    if importlib.util.find_spec("matplotlib"):
+        assert out_png.stat().st_size > 0 and f"wrote {out_png}" in out
+    else:                                    # an optional extra: the fits still ran
+        assert "no figure: it needs all four energies and matplotlib" in out
+        assert not out_png.exists()
