@@ -262,6 +262,15 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()   # what open() would give a new file
+
+
 def atomic_write(path: str, text: str) -> str:
     """Writes ``text`` to ``path`` through a fresh temporary file in the same directory
     (created exclusively), fsynced, then renamed over ``path``."""
@@ -271,6 +280,7 @@ def atomic_write(path: str, text: str) -> str:
                                suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), _FILE_MODE)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -301,6 +311,7 @@ def save_figure(fig, path: str) -> str:
                                suffix=".png")
     os.close(fd)
     try:
+        os.chmod(tmp, _FILE_MODE)
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, path)
     except BaseException:
