@@ -43,6 +43,8 @@ class Results:
         images), ``active_units``; for classifiers ``test_error``; and ``steps``,
         ``passes``, ``train_seconds``, ``eval_seconds``.
       model: the model; params: its trained parameters; workdir: the run directory or None.
+      posterior_variances: ``[latent_dim]`` variance over the test images of each latent
+        unit's posterior mean (density models; a unit is active above 0.01), else None.
     """
 
     config: Any
@@ -50,6 +52,7 @@ class Results:
     model: Any
     params: Any
     workdir: str | None = None
+    posterior_variances: Any = None
 
 
 def init_params(model, config, event_shape, key):
@@ -99,19 +102,21 @@ def _finite(metrics: dict, where: str) -> dict:
     return metrics
 
 
-def density_metrics(model, params, x, key, eval_k: int, progress: bool) -> dict:
+def density_metrics(model, params, x, key, eval_k: int, progress: bool):
     """Test ELBO (k=1), IWAE bound (``eval_k``), NLL and its standard error, active units.
 
     Args: ``x: [M, *event]`` binary test images; ``key``; ``eval_k`` >= 1.
-    Returns: a dict of floats and ints (nats per image).
+    Returns: ``(metrics, variances)``: a dict of floats and ints (nats per image) and the
+      ``[latent_dim]`` variances of the posterior means behind ``active_units``.
     """
     k1, k2 = jax.random.split(key)
     elbo = evaluate.log_likelihood(model, params, x, k1, num_samples=1, progress=False)
     iwae = evaluate.log_likelihood(model, params, x, k2, num_samples=eval_k, progress=progress)
-    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
+    active, variances = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
     return {"test_elbo": float(np.mean(elbo)), f"test_iwae_k{eval_k}": float(np.mean(iwae)),
             "nll": float(-np.mean(iwae)), "nll_stderr": float(np.std(iwae) / np.sqrt(len(iwae))),
-            "eval_k": eval_k, "active_units": int(active), "num_test": int(x.shape[0])}
+            "eval_k": eval_k, "active_units": int(active), "num_test": int(x.shape[0])}, \
+        np.asarray(variances)
 
 
 def classification_error(model, params, x, y, batch_size: int = 1000) -> float:
@@ -172,18 +177,19 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
               "train_seconds": round(time.time() - start, 1)}
     start = time.time()
     where = f"the run in {workdir}" if workdir else "the trained model"
+    variances = None
     if preset.task == "classification":
         metrics = {"test_error": classification_error(model, state.params, test_set.images,
                                                       test_set.labels)}
     else:
-        metrics = density_metrics(model, state.params, test_x, key_eval, config.eval_k,
-                                  progress)
+        metrics, variances = density_metrics(model, state.params, test_x, key_eval,
+                                             config.eval_k, progress)
         metrics["test_binarization"] = f"fixed, seed {config.seed}"
     metrics = _finite({**metrics, **timing, "eval_seconds": round(time.time() - start, 1)},
                       where)
     if pictures and workdir and preset.task == "density":
         _pictures(model, state.params, test_x, config.seed, workdir)
-    return Results(config, metrics, model, state.params, workdir)
+    return Results(config, metrics, model, state.params, workdir, variances)
 
 
 def _pictures(model, params, test_x, seed: int, workdir: str) -> None:
