@@ -24,9 +24,10 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from jaxvae import rundir
 
 #: the full MNIST file the published tables use (see docs/results.md)
 DEFAULT_DATA = "npz:../shared/data/mnist.npz"
@@ -262,34 +263,9 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()   # what open() would give a new file
-
-
 def atomic_write(path: str, text: str) -> str:
-    """Writes ``text`` to ``path`` through a fresh temporary file in the same directory
-    (created exclusively), fsynced, then renamed over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), _FILE_MODE)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Writes ``text`` to ``path`` atomically (:func:`jaxvae.rundir.atomic_write`)."""
+    return rundir.atomic_write(path, text)
 
 
 def write_json(path: str, value: Any) -> str:
@@ -306,19 +282,7 @@ def write_table(out: str, table: str, results: Any = None) -> None:
 
 def save_figure(fig, path: str) -> str:
     """Writes a matplotlib figure to ``path`` atomically (temporary file, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".png")
-    os.close(fd)
-    try:
-        os.chmod(tmp, _FILE_MODE)
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return rundir.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
 
 def write_results(out: str, table: str, res: dict, headline: dict, json_path: str | None):

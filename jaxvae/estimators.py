@@ -288,7 +288,7 @@ def make_estimator(model, estimator: str | Estimator, num_samples: int = 1, **op
         terms.check_groups(groups)
         x, condition = terms.batch_parts(batch)
         terms.check_batch(x, model.event_shape)
-        terms.check_data(model, groups, x, condition)
+        terms.check_data(model, terms.merge_params(groups), x, condition)
         extra = () if condition is None else (condition,)
         return terms.map_batch(per_example, groups, x, key, *extra)
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 
 import numpy as np
 from PIL import Image
 
-from jaxvae import latent
+from jaxvae import latent, rundir
 
 __all__ = ["image_grid", "save_grid", "save_samples", "save_reconstructions",
            "save_interpolation"]
@@ -87,21 +86,8 @@ def save_grid(images, path, ncols: int | None = None, pad_value: float = 1.0) ->
     Returns: ``path`` as a string.
     """
     grid = image_grid(images, ncols, pad_value)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # A unique name in the same directory (so os.replace is atomic); opened with "xb"
-    # rather than tempfile.mkstemp so that the PNG gets the umask's usual permissions.
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            Image.fromarray(grid).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return rundir.atomic_write(os.fspath(path),
+                               lambda f: Image.fromarray(grid).save(f, format="PNG"))
 
 
 def save_samples(model, params, key, path, num: int = 64, ncols: int | None = None) -> str:

@@ -19,8 +19,8 @@ import math
 import os
 import tempfile
 
-__all__ = ["RunDirError", "RunLock", "write_json", "read_json", "append_jsonl", "read_jsonl",
-           "check_writable", "RUN_FILES"]
+__all__ = ["RunDirError", "RunLock", "atomic_write", "write_json", "read_json", "append_jsonl",
+           "read_jsonl", "check_writable", "RUN_FILES"]
 
 #: the names jaxvae writes in a run directory (``--overwrite`` removes exactly these)
 RUN_FILES = ("config.json", "metrics.jsonl", "results.json", "checkpoints", "samples.png",
@@ -41,22 +41,26 @@ def _dumps(obj, indent=None) -> str:
                           f"{' (' + ', '.join(bad) + ')' if bad else ''}") from err
 
 
-def write_json(path: str, obj, indent: int = 2) -> str:
-    """Writes ``obj`` as standard JSON at ``path`` atomically; returns ``path``.
+def atomic_write(path: str, data) -> str:
+    """Writes ``data`` to ``path`` atomically; returns ``path``.
 
-    The temporary file is created exclusively in the same directory and renamed over
-    ``path`` (a symbolic link at ``path`` is replaced, not followed). Raises
-    :class:`RunDirError` for NaN or infinite values.
+    ``data`` is text, bytes, or a function that writes into a binary file object (a
+    PNG encoder). It goes to a fresh temporary file created exclusively (``O_EXCL``) in
+    the same directory, is synced, gets the usual file mode, and is renamed over
+    ``path``; a symbolic link at ``path`` is replaced, not followed.
     """
-    text = _dumps(obj, indent) + "\n"
     directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         mask = os.umask(0)
         os.umask(mask)
         os.fchmod(fd, 0o666 & ~mask)    # mkstemp makes files private; use the usual mode
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -65,6 +69,14 @@ def write_json(path: str, obj, indent: int = 2) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def write_json(path: str, obj, indent: int = 2) -> str:
+    """Writes ``obj`` as standard JSON at ``path`` atomically (:func:`atomic_write`).
+
+    Raises :class:`RunDirError` for NaN or infinite values. Returns ``path``.
+    """
+    return atomic_write(path, _dumps(obj, indent) + "\n")
 
 
 def read_json(path: str, what: str = "file") -> dict:
