@@ -7,6 +7,8 @@ from PIL import Image
 
 from jaxvae.cli import main
 
+pytestmark = pytest.mark.usefixtures("fast_compilation")
+
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):

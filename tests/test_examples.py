@@ -16,15 +16,7 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py"}
 
 
-@pytest.fixture(autouse=True)
-def fast_compilation():
-    """XLA without most optimizations: these runs are a few steps, compilation dominates."""
-    import jax
-
-    before = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("fast_compilation")
 
 
 def load(name):

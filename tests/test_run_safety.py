@@ -16,6 +16,8 @@ import jaxvae
 from jaxvae import checkpoints, cli, experiment, run_steps, rundir, train
 from jaxvae.config import Config, ConfigError
 
+pytestmark = pytest.mark.usefixtures("fast_compilation")
+
 
 def _images(rng, n, shape=(28, 28)):
     x = np.zeros((n, *shape), np.uint8)
