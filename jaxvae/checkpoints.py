@@ -16,11 +16,14 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 
 import jax
 import numpy as np
@@ -79,14 +82,28 @@ def defer_interrupts():
 
 @contextlib.contextmanager
 def _quiet_orbax():
-    """Silences orbax's and absl's log records; failures surface as one exception instead."""
-    loggers = [logging.getLogger(name) for name in ("absl", "orbax", "jax._src.distributed")]
+    """Silences orbax's log records and the tracebacks its background tasks print.
+
+    A failed read leaves tensorstore futures whose event loop orbax has already closed;
+    they print "Event loop is closed" tracebacks to ``sys.stderr`` while the failure
+    unwinds. Failures surface as one :class:`CheckpointError` instead, so ``sys.stderr``
+    is sent to /dev/null during the call and, after a failure, for a moment longer.
+    """
+    loggers = [logging.getLogger(name) for name in ("absl", "orbax", "asyncio")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)
+    stderr, devnull = sys.stderr, open(os.devnull, "w")
+    sys.stderr = devnull
     try:
         yield
+    except BaseException:
+        time.sleep(0.3)       # let the failed operation's background tasks finish,
+        gc.collect()          # and collect its tasks now: asyncio logs their errors then
+        raise
     finally:
+        sys.stderr = stderr
+        devnull.close()
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
 

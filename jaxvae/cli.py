@@ -217,7 +217,12 @@ def cmd_sample(args) -> str:
     return out
 
 
-def main(argv=None) -> int:
+def main(argv=None, *, exiting: bool = False) -> int:
+    """Runs one command; returns the exit status (0, 2 for an error, 130 for Ctrl-C).
+
+    ``exiting=True`` (``python -m jaxvae``) means the process ends after this call: after
+    an error line, background tracebacks are then silenced (see :func:`_report`).
+    """
     from jaxvae.experiment import NonFiniteResultError
     from jaxvae.train import TrainingDivergedError
 
@@ -230,10 +235,26 @@ def main(argv=None) -> int:
         if os.environ.get("JAXVAE_DEBUG"):
             raise
         message = " ".join(str(err).split())
-        print(f"jaxvae {args.command}: error: {message}", file=sys.stderr)
+        _report(f"jaxvae {args.command}: error: {message}", exiting)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept: continue with --resume",
-              file=sys.stderr)
+        _report("interrupted; the last checkpoint is kept: continue with --resume", exiting)
         return 130
     return 0
+
+
+def _report(line: str, exiting: bool) -> None:
+    """Prints the one error line. Orbax's and tensorstore's background tasks of a failed
+    checkpoint operation may still print tracebacks (their event loop is gone); Python's
+    ``sys.stderr`` is sent to /dev/null and logging switched off from here on, so they
+    cannot bury the line (the command is ending)."""
+    import logging
+
+    real = sys.stderr
+    if not exiting:
+        print(line, file=real, flush=True)
+        return
+    real.flush()
+    sys.stderr = open(os.devnull, "w")
+    logging.disable(logging.CRITICAL)   # asyncio reports never-retrieved futures at exit
+    print(line, file=real, flush=True)

@@ -362,3 +362,18 @@ def test_a_damaged_checkpoint_is_one_line_on_stderr(trained, tmp_path, capfd, da
     assert cli.main(["sample", workdir]) == 2
     err = capfd.readouterr().err
     assert "checkpoint" in err and len(err.strip().splitlines()) == 1, err[:2000]
+
+
+def test_the_command_prints_one_line_for_a_mismatched_checkpoint(trained, tmp_path):
+    """As a process: orbax's background tasks must not print after the error line."""
+    import subprocess
+    import sys
+    workdir = copy_run(trained, tmp_path)
+    stored = json.load(open(os.path.join(workdir, "config.json")))
+    stored["config"]["latent_dim"] = 5
+    json.dump(stored, open(os.path.join(workdir, "config.json"), "w"))
+    proc = subprocess.run([sys.executable, "-m", "jaxvae", "sample", workdir],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("jaxvae sample: error: checkpoint") and \
+        len(proc.stderr.strip().splitlines()) == 1, proc.stderr[:3000]
