@@ -131,9 +131,8 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
     Returns:
       ``step(state, batch) -> (state, metrics)``, ``batch`` a pytree of arrays with leading
       axis B (``x``, ``(x, y)``, a dict), ``metrics`` a dict of scalars: ``loss``,
-      ``finite`` and everything in ``info``. A step whose loss or update is not finite
-      returns the state unchanged (step not advanced) with ``finite = False``; :func:`fit`
-      stops there.
+      ``finite`` (False when the loss or the update is not finite; :func:`fit` stops
+      there and never saves what follows) and everything in ``info``.
     """
 
     def step(state: TrainState, batch):
@@ -149,9 +148,6 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
             [jnp.all(jnp.isfinite(u)) for u in jax.tree_util.tree_leaves(updates)]))
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(params, opt_state, state.step + 1, state.key)
-        # a non-finite step changes nothing, so the state stays usable (and saveable)
-        new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old),
-                                           new_state, state)
         return new_state, {"loss": loss, "finite": finite, **info}
 
     donate_argnums = (0,) if donate else ()
