@@ -167,6 +167,12 @@ def cmd_train(args) -> dict:
     return results
 
 
+def _density_only(config: Config, command: str) -> None:
+    if PRESETS[config.model].task != "density":
+        raise UsageError(f"{command} needs a generative model; {config.model!r} is a "
+                         "classifier (its test error is in results.json)")
+
+
 def cmd_eval(args) -> dict:
     import jax
     import numpy as np
@@ -180,6 +186,7 @@ def cmd_eval(args) -> dict:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
     output = args.output or os.path.join(args.run_dir, f"eval-{args.split}-k{args.k}.json")
     config, model, params, _ = restore_run(args.run_dir)
+    _density_only(config, "eval")
     rundir.check_writable(os.path.dirname(os.path.abspath(output)))   # before the work
     x = data.binarize_fixed(data.load(args.data or config.data, args.split).images,
                             seed=args.seed)[:args.limit]
@@ -210,7 +217,8 @@ def cmd_sample(args) -> str:
 
     if args.num < 1:
         raise UsageError(f"--num must be >= 1, got {args.num}")
-    _, model, params, _ = restore_run(args.run_dir)
+    config, model, params, _ = restore_run(args.run_dir)
+    _density_only(config, "sample")
     out = args.out or os.path.join(args.run_dir, f"samples-seed{args.seed}.png")
     plots.save_samples(model, params, jax.random.PRNGKey(args.seed), out, num=args.num)
     print(f"wrote {out}")
