@@ -101,7 +101,8 @@ def _prepare_run_dir(workdir: str, config: Config, resume: bool, overwrite: bool
     if resume and not has_run:
         raise ConfigError(f"resume: {workdir} holds no run to continue")
     if has_run and not (resume or overwrite):
-        raise ConfigError(f"{workdir} already holds a run; resume it or overwrite it")
+        raise ConfigError(f"{workdir} already holds a run; resume it (--resume, resume=True) "
+                          "or replace it (--overwrite, overwrite=True)")
     if resume:
         old = read_run_config(workdir)[0]
         changed = old.differences(config, ignore=TRAINING_LENGTH + EVALUATION_FIELDS)
