@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -36,6 +37,14 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used (corrupt, foreign, non-finite) or a directory in use."""
 
 
+def _raw(leaf):
+    """The key data of a typed PRNG key array (``jax.random.key``); other leaves as they are."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(leaf)
+    return leaf
+
+
 def tree_digest(tree) -> str:
     """SHA-256 (hex) of a pytree's leaves: their shapes, dtypes and bytes, in tree order.
 
@@ -43,9 +52,7 @@ def tree_digest(tree) -> str:
     """
     h = hashlib.sha256()
     for leaf in jax.tree_util.tree_leaves(tree):
-        leaf = np.asarray(jax.device_get(leaf))
-        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            leaf = np.asarray(jax.random.key_data(leaf))
+        leaf = np.asarray(jax.device_get(_raw(leaf)))
         h.update(f"{leaf.shape}{leaf.dtype}".encode())
         h.update(np.ascontiguousarray(leaf).tobytes())
     return h.hexdigest()
@@ -54,7 +61,7 @@ def tree_digest(tree) -> str:
 def is_finite_tree(tree) -> bool:
     """True when every floating-point leaf of ``tree`` is finite (integer leaves always are)."""
     for leaf in jax.tree_util.tree_leaves(tree):
-        leaf = np.asarray(jax.device_get(leaf))
+        leaf = np.asarray(jax.device_get(_raw(leaf)))
         if np.issubdtype(leaf.dtype, np.inexact) and not np.all(np.isfinite(leaf)):
             return False
     return True
@@ -99,7 +106,9 @@ def _quiet_orbax():
         yield
     except BaseException:
         time.sleep(0.3)       # let the failed operation's background tasks finish,
-        gc.collect()          # and collect its tasks now: asyncio logs their errors then
+        with warnings.catch_warnings():   # and collect them now, while quiet ("never
+            warnings.simplefilter("ignore")   # awaited" and "never retrieved" reports)
+            gc.collect()
         raise
     finally:
         sys.stderr = stderr
