@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -171,11 +170,7 @@ def _metrics_log(path: str | None, keep_until_step: int | None) -> None:
         os.remove(path)
         return
     kept = [r for r in rundir.read_jsonl(path) if r.get("step", 0) <= keep_until_step]
-    fd, tmp = tempfile.mkstemp(prefix=".metrics.jsonl.", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    with os.fdopen(fd, "w") as f:
-        f.writelines(json.dumps(r, allow_nan=False) + "\n" for r in kept)
-    os.replace(tmp, path)
+    rundir.atomic_write(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
