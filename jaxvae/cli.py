@@ -16,7 +16,7 @@ from jaxvae.config import ANNEALING, PROTOCOLS, Config, ConfigError
 from jaxvae.estimators import ESTIMATORS
 from jaxvae.flows import FLOWS
 from jaxvae.losses import OBJECTIVES
-from jaxvae.presets import PRESETS, WEIGHT_NOISE
+from jaxvae.presets import DECODERS, LIKELIHOODS, PRESETS, WEIGHT_NOISE
 
 EPILOG = """\
 examples:
@@ -24,6 +24,8 @@ examples:
   python -m jaxvae train --objective elbo -k 1 --epochs 50 --out runs/vae
   python -m jaxvae train --data npz:../shared/data/mnist.npz --split train+valid
   python -m jaxvae train --model iwae-2layer --protocol iwae-paper --passes-scale 0.01
+  python -m jaxvae train --model conv --decoder depth-to-space --epochs 5
+  python -m jaxvae train --model conv --likelihood logistic --data fashion-mnist
   python -m jaxvae train --out runs/vae --resume   # continue an interrupted run
   python -m jaxvae eval runs/vae --k 5000          # test log-likelihood (IWAE bound, k=5000)
   python -m jaxvae sample runs/vae --num 100       # a grid of prior samples
@@ -51,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a VAE/IWAE and write a run directory",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--data", default="embedded",
-                   help="'embedded' (MNIST subset shipped with jaxvae), 'npz:PATH' or 'tfds:NAME'")
+                   help="'embedded' (MNIST subset shipped with jaxvae), 'npz:PATH', "
+                        "'fashion-mnist' (Debian's dataset-fashion-mnist), 'idx:DIR' or "
+                        "'tfds:NAME'")
     t.add_argument("--split", default="train", help="training split: train or train+valid")
     t.add_argument("--eval-split", default="test", help="split for the final bounds")
     t.add_argument("--model", choices=tuple(PRESETS), default="iwae",
@@ -64,6 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-noise", choices=WEIGHT_NOISE, default=None,
                    help="--model bayesian-mlp: local reparameterization, one weight sample "
                         "per batch, or per example (default local)")
+    t.add_argument("--decoder", choices=DECODERS, default=None,
+                   help="--model conv: up-sampling by transposed convolution, depth-to-space "
+                        "(stride-1 conv to 4C channels, then a 2x2 reshape) or unpooling + "
+                        "conv (default transposed)")
+    t.add_argument("--channels", type=_widths, default=None,
+                   help="--model conv: channels per stride-2 level, e.g. 32,64 (default "
+                        "32, 64, 128, 256 for as many levels as the image allows)")
+    t.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli",
+                   help="p(x|z); bernoulli trains on binarized images, gaussian/laplace/"
+                        "learned-gaussian* on dequantized 8-bit images in [0, 1], logistic/"
+                        "logistic-mixture (discretized) on the 8-bit integers")
+    t.add_argument("--likelihood-scale", type=float, default=None,
+                   help="fixed sigma of gaussian / b of laplace (default 0.1)")
     t.add_argument("--objective", choices=OBJECTIVES, default="iwae")
     t.add_argument("--estimator", choices=ESTIMATORS, default=None,
                    help="gradient estimator (default: the plain gradient of --objective)")
@@ -119,7 +136,9 @@ def config_from_args(args) -> Config:
     """The :class:`jaxvae.Config` that ``train``'s flags describe."""
     return Config(
         model=args.model, latent_dim=args.latent_dim, hidden=args.hidden, flow=args.flow,
-        num_flows=args.num_flows, weight_noise=args.weight_noise, objective=args.objective,
+        num_flows=args.num_flows, weight_noise=args.weight_noise, decoder=args.decoder,
+        channels=args.channels, likelihood=args.likelihood,
+        likelihood_scale=args.likelihood_scale, objective=args.objective,
         estimator=args.estimator, k=args.num_samples, beta=args.beta,
         analytic_kl=args.analytic_kl, annealing=args.annealing,
         annealing_steps=args.annealing_steps, protocol=args.protocol, lr=args.lr,
@@ -161,6 +180,8 @@ def cmd_train(args) -> dict:
               f"{results[f'test_iwae_k{config.eval_k}']:.2f} nats, active units "
               f"{results['active_units']}, on {results['num_test']} test images "
               f"({results['train_seconds']} s training)")
+        if config.likelihood != "bernoulli":
+            print(f"{results['bits_per_dim']:.4f} bits/dim ({results['test_data']})")
     names = [n + ("/" if os.path.isdir(os.path.join(out, n)) else "")
              for n in sorted(os.listdir(out)) if not n.startswith(".")]
     print(f"wrote {out}/: {' '.join(names)}")
@@ -177,7 +198,7 @@ def cmd_eval(args) -> dict:
     import jax
     import numpy as np
 
-    from jaxvae import data, evaluate, rundir
+    from jaxvae import data, evaluate, run_steps, rundir
     from jaxvae.experiment import NonFiniteResultError, restore_run
 
     if args.k < 1:
@@ -188,8 +209,10 @@ def cmd_eval(args) -> dict:
     config, model, params, _ = restore_run(args.run_dir)
     _density_only(config, "eval")
     rundir.check_writable(os.path.dirname(os.path.abspath(output)))   # before the work
-    x = data.binarize_fixed(data.load(args.data or config.data, args.split).images,
-                            seed=args.seed)[:args.limit]
+    images = data.load(args.data or config.data, args.split,
+                       dtype=run_steps.data_dtype(config)).images
+    x, statement = run_steps.evaluation_images(config, images, args.seed)
+    x = x[:args.limit]
     start = time.time()
     key = jax.random.PRNGKey(args.seed)
     ll = evaluate.log_likelihood(model, params, x, key, num_samples=args.k,
@@ -202,10 +225,12 @@ def cmd_eval(args) -> dict:
     results = {"split": args.split, "num_examples": int(x.shape[0]), "k": args.k,
                "log_likelihood": float(np.mean(ll)), "nll": float(-np.mean(ll)),
                "stderr": float(np.std(ll) / np.sqrt(len(ll))), "active_units": int(active),
-               "seconds": round(seconds, 1), "binarization": f"fixed, seed {args.seed}"}
+               "seconds": round(seconds, 1), "test_data": statement,
+               **run_steps.data_metrics(config, x.shape[1:], float(-np.mean(ll)))}
     rundir.write_json(output, results)
     print(f"test NLL {results['nll']:.2f} ± {results['stderr']:.2f} nats (IWAE bound, k={args.k}, "
-          f"{x.shape[0]} {args.split} images, {seconds:.1f} s); active units {active}")
+          f"{x.shape[0]} {args.split} images, {seconds:.1f} s), {results['bits_per_dim']:.4f} "
+          f"bits/dim; active units {active}")
     return results
 
 

@@ -51,8 +51,17 @@ class Config:
     Attributes:
       model: a preset name in :data:`jaxvae.PRESETS` (``iwae``, ``iwae-2layer``,
         ``kingma-welling``, ``nf``, ``bayesian-mlp``).
-      latent_dim, hidden, flow, num_flows, weight_noise: preset options; None means the
-        preset's default, and setting one the preset does not read is an error.
+      latent_dim, hidden, flow, num_flows, weight_noise, decoder, channels: preset options;
+        None means the preset's default, and setting one the preset does not read is an
+        error (``conv``: ``decoder`` in ``transposed``, ``depth-to-space``, ``unpool``;
+        ``channels`` per stride-2 level; ``hidden`` one dense width).
+      likelihood: p(x|z), a name in :data:`jaxvae.presets.LIKELIHOODS`, which also decides
+        the data: ``bernoulli`` trains on dynamically binarized images; the continuous
+        heads (``gaussian``, ``laplace``, ``learned-gaussian*``) on 8-bit images
+        dequantized to [0, 1] (``(x + u) / 256``); the discretized ``logistic`` heads on
+        the 8-bit integers themselves.
+      likelihood_scale: the fixed σ of ``gaussian`` (the L2 distortion's σ) or b of
+        ``laplace``; None means 0.1. Other likelihoods take none.
       objective: ``"elbo"`` or ``"iwae"``; estimator: None (plain gradient) or a name in
         :data:`jaxvae.ESTIMATORS`.
       k: samples per example in the training objective (>= 1).
@@ -75,6 +84,10 @@ class Config:
     flow: str | None = None
     num_flows: int | None = None
     weight_noise: str | None = None
+    decoder: str | None = None
+    channels: tuple[int, ...] | None = None
+    likelihood: str = "bernoulli"
+    likelihood_scale: float | None = None
     objective: str = "iwae"
     estimator: str | None = None
     k: int = 5
@@ -96,8 +109,9 @@ class Config:
     eval_limit: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.hidden, list):   # from JSON
-            object.__setattr__(self, "hidden", tuple(self.hidden))
+        for name in ("hidden", "channels"):
+            if isinstance(getattr(self, name), list):   # from JSON
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     # --- derived values ---------------------------------------------------------------------
 
@@ -122,8 +136,9 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain JSON values (tuples become lists)."""
         out = dataclasses.asdict(self)
-        if out["hidden"] is not None:
-            out["hidden"] = list(out["hidden"])
+        for name in ("hidden", "channels"):
+            if out[name] is not None:
+                out[name] = list(out[name])
         return out
 
     def to_json(self) -> str:
@@ -185,6 +200,23 @@ class Config:
             _choice(self, "flow", tuple(flows.FLOWS))
         if self.weight_noise is not None:
             _choice(self, "weight_noise", presets.WEIGHT_NOISE)
+        if self.decoder is not None:
+            _choice(self, "decoder", presets.DECODERS)
+        if self.channels is not None:
+            if not isinstance(self.channels, tuple) or not self.channels or not all(
+                    _is_int(c) and c >= 1 for c in self.channels):
+                raise ConfigError(f"channels must be a non-empty list of positive widths, got "
+                                  f"{self.channels!r}", "channels")
+        _choice(self, "likelihood", tuple(presets.LIKELIHOODS))
+        if self.likelihood_scale is not None:
+            if self.likelihood not in presets.SCALED_LIKELIHOODS:
+                raise ConfigError(f"likelihood_scale applies to "
+                                  f"{' and '.join(presets.SCALED_LIKELIHOODS)} only, not "
+                                  f"{self.likelihood!r}", "likelihood_scale")
+            _real(self, "likelihood_scale", 0.0, strict=True)
+        if preset.task == "classification" and self.likelihood != "bernoulli":
+            raise ConfigError(f"model {self.model!r} is a classifier; it takes no likelihood",
+                              "likelihood")
         _choice(self, "objective", tuple(losses.OBJECTIVES))
         if self.estimator is not None:
             _choice(self, "estimator", tuple(estimators.ESTIMATORS))

@@ -73,6 +73,12 @@ def _check_data(config: Config, preset, train, test) -> None:
                           f"{config.eval_split} images {test.images.shape[1:]}")
     if preset.task == "classification" and (train.labels is None or test.labels is None):
         raise ConfigError(f"model {config.model!r} needs labels; {config.data} has none")
+    if preset.task == "density":
+        try:        # e.g. an image shape the conv decoder cannot produce
+            preset.build(config, train.images.shape[1:], None)
+        except ValueError as err:
+            raise ConfigError(f"model {config.model!r} on {config.data} images of shape "
+                              f"{train.images.shape[1:]}: {err}") from err
     need, have = estimate_training_bytes(config, int(np.prod(train.images.shape[1:]))), \
         _memory_bytes()
     if have is not None and need > 0.8 * have:
@@ -82,7 +88,7 @@ def _check_data(config: Config, preset, train, test) -> None:
 
 
 def _can_plot(event_shape) -> bool:
-    return len(event_shape) == 2 or (len(event_shape) == 3 and event_shape[-1] == 1)
+    return len(event_shape) == 2 or (len(event_shape) == 3 and event_shape[-1] in (1, 3))
 
 
 def _clear_run(workdir: str) -> None:
@@ -171,7 +177,7 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
         and the evaluation must equal the stored one.
       overwrite: replace the run in ``workdir`` (only the files jaxvae writes are removed).
       progress: progress bars; pictures: write sample, reconstruction and interpolation
-        grids (grey-scale images only).
+        grids (grey-scale and RGB images).
 
     Returns:
       :class:`Results`. Raises ConfigError (bad settings or data, before anything is
@@ -184,8 +190,9 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
     if (resume or overwrite) and workdir is None:
         raise ConfigError("resume and overwrite need a run directory")
     preset = presets.get_preset(config.model)
-    train_set = data.load(config.data, config.split)
-    test_set = data.load(config.data, config.eval_split)
+    dtype = run_steps.data_dtype(config)
+    train_set = data.load(config.data, config.split, dtype=dtype)
+    test_set = data.load(config.data, config.eval_split, dtype=dtype)
     _check_data(config, preset, train_set, test_set)
     if workdir is None:
         return run_steps.run_training(config, preset, train_set, test_set, None, False,

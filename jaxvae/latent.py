@@ -20,7 +20,7 @@ import numpy as np
 from jaxvae import _checks, terms
 from jaxvae.types import Array, PRNGKey
 
-__all__ = ["decode", "encode_mean", "sample_prior", "reconstruct", "lerp", "slerp",
+__all__ = ["decode", "display_units", "encode_mean", "sample_prior", "reconstruct", "lerp", "slerp",
            "interpolate", "traverse", "attribute_vector"]
 
 _INTERPOLATIONS = ("slerp", "lerp")
@@ -91,6 +91,16 @@ def decode(model, params, z: Array) -> Array:
                             "image") from err
 
     return jax.vmap(mean)(z)
+
+
+def display_units(model, x) -> Array:
+    """Data or decoder means ``x`` in [0, 1] for display: the model's likelihood head's
+    ``to_unit`` (8-bit levels / 255 for a discretized head), else ``x`` unchanged.
+
+    Args: ``model``; ``x: [N, *event]`` in the data's units. Returns: float ``[N, *event]``.
+    """
+    head = getattr(getattr(model, "decoder", None), "head", None)
+    return head.to_unit(x) if hasattr(head, "to_unit") else jnp.asarray(x)
 
 
 def encode_mean(model, params, x: Array, key: PRNGKey | None = None) -> Array:

@@ -12,13 +12,55 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from jaxvae.models.conv import DECODERS
+
 __all__ = ["Preset", "PRESETS", "register_preset", "get_preset", "OPTION_FIELDS",
-           "WEIGHT_NOISE"]
+           "WEIGHT_NOISE", "DECODERS", "LIKELIHOODS", "SCALED_LIKELIHOODS", "make_head",
+           "data_kind"]
 
 #: the Config fields that are preset options (None = the preset's default)
-OPTION_FIELDS = ("latent_dim", "hidden", "flow", "num_flows", "weight_noise")
+OPTION_FIELDS = ("latent_dim", "hidden", "flow", "num_flows", "weight_noise", "decoder",
+                 "channels")
 #: weight-noise estimators of the ``bayesian-mlp`` preset
 WEIGHT_NOISE = ("local", "shared", "separate")
+
+#: ``Config.likelihood`` -> (head factory ``f(scale) -> head``, the data it is trained on):
+#: ``"binary"`` (dynamically binarized grey levels), ``"continuous"`` (8-bit images
+#: dequantized to [0, 1]) or ``"integer"`` (the 8-bit levels 0..255)
+LIKELIHOODS = {
+    "bernoulli": (lambda scale: _heads().Bernoulli(), "binary"),
+    "gaussian": (lambda scale: _heads().Gaussian(scale), "continuous"),
+    "laplace": (lambda scale: _heads().Laplace(scale), "continuous"),
+    "learned-gaussian": (lambda scale: _heads().LearnedGaussian(sharing="output"),
+                         "continuous"),
+    "learned-gaussian-pixel": (lambda scale: _heads().LearnedGaussian(sharing="pixel"),
+                               "continuous"),
+    "learned-gaussian-shared": (lambda scale: _heads().LearnedGaussian(sharing="shared"),
+                                "continuous"),
+    "logistic": (lambda scale: _heads().DiscretizedLogistic(), "integer"),
+    "logistic-mixture": (lambda scale: _heads().DiscretizedLogisticMixture(5), "integer"),
+}
+#: the likelihoods with a fixed scale (``Config.likelihood_scale``, default 0.1)
+SCALED_LIKELIHOODS = ("gaussian", "laplace")
+DEFAULT_SCALE = 0.1
+
+
+def _heads():
+    from jaxvae import likelihoods
+
+    return likelihoods
+
+
+def make_head(config):
+    """The likelihood head ``config.likelihood`` (and ``likelihood_scale``) names."""
+    factory, _ = LIKELIHOODS[config.likelihood]
+    scale = config.likelihood_scale
+    return factory(DEFAULT_SCALE if scale is None else scale)
+
+
+def data_kind(config) -> str:
+    """``"binary"``, ``"continuous"`` or ``"integer"``: the data ``config.likelihood`` needs."""
+    return LIKELIHOODS[config.likelihood][1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +112,8 @@ def get_preset(name: str) -> Preset:
 def _options(config, event_shape, data_mean, names):
     from jaxvae.models import mlp
 
-    kwargs = {"event_shape": tuple(event_shape)}
-    if data_mean is not None:
+    kwargs = {"event_shape": tuple(event_shape), "head": make_head(config)}
+    if data_mean is not None and data_kind(config) == "binary":
         kwargs["output_bias_init"] = mlp.mean_logit_init(data_mean)
     for name in names:
         if getattr(config, name) is not None:
@@ -88,6 +130,9 @@ def _iwae(config, event_shape, data_mean):
 def _two_layer(config, event_shape, data_mean):
     from jaxvae.models import hierarchical
 
+    if data_kind(config) == "integer":
+        raise ValueError("iwae-2layer reads continuous or binary images; the discretized "
+                         f"{config.likelihood!r} likelihood needs a one-layer model (iwae, conv)")
     return hierarchical.iwae_two_layer(**_options(config, event_shape, data_mean, ()))
 
 
@@ -109,6 +154,17 @@ def _flow(config, event_shape, data_mean):
                                     ("latent_dim", "hidden", "flow", "num_flows")))
 
 
+def _conv(config, event_shape, data_mean):
+    from jaxvae.models import conv
+
+    kwargs = _options(config, event_shape, data_mean, ("latent_dim", "decoder", "channels"))
+    if config.hidden is not None:
+        if len(config.hidden) != 1:
+            raise ValueError("conv has one dense layer on each side: give hidden=[width]")
+        kwargs["hidden"] = config.hidden[0]
+    return conv.conv_vae(**kwargs)
+
+
 def _bayesian(config, event_shape, data_mean):
     from jaxvae.models import bayesian
 
@@ -125,6 +181,9 @@ register_preset(Preset("kingma-welling", _kingma_welling,
                        ("latent_dim", "hidden")))
 register_preset(Preset("nf", _flow, "784-400-40 with num_flows steps of flow in q(z|x) "
                        "(Rezende & Mohamed, 2015)", ("latent_dim", "hidden", "flow", "num_flows")))
+register_preset(Preset("conv", _conv, "strided-conv encoder, decoder by transposed conv, "
+                       "depth-to-space or unpool+conv; any HxWxC image", ("latent_dim", "hidden",
+                                                                         "decoder", "channels")))
 register_preset(Preset("bayesian-mlp", _bayesian, "variational-dropout classifier "
                        "(Kingma, Salimans & Welling, 2015)", ("hidden", "weight_noise"),
                        task="classification"))

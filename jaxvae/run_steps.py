@@ -25,7 +25,8 @@ from jaxvae import data, evaluate, losses, plots, presets, train
 from jaxvae.models import bayesian
 
 __all__ = ["Results", "NonFiniteResultError", "run_training", "make_optimizer", "init_params",
-           "beta_schedule", "density_metrics", "classification_error"]
+           "beta_schedule", "density_metrics", "classification_error", "data_dtype",
+           "evaluation_images", "data_metrics"]
 
 
 class NonFiniteResultError(RuntimeError):
@@ -119,6 +120,49 @@ def density_metrics(model, params, x, key, eval_k: int, progress: bool):
         np.asarray(variances)
 
 
+def data_dtype(config) -> str:
+    """The ``dtype`` to load images with: 8-bit integers unless the likelihood is Bernoulli."""
+    return "float32" if presets.data_kind(config) == "binary" else "uint8"
+
+
+def train_preprocess(config):
+    """The train step's ``preprocess`` for ``config.likelihood``'s data (None: as loaded)."""
+    return {"binary": data.dynamic_binarization, "continuous": data.dynamic_dequantization,
+            "integer": None}[presets.data_kind(config)]
+
+
+def evaluation_images(config, images, seed: int):
+    """Test images as the likelihood sees them, with the protocol stated.
+
+    Args: ``config``; ``images: [N, *event]`` loaded with :func:`data_dtype`; ``seed``.
+    Returns: ``(x, statement)``: binarized with a fixed draw (Bernoulli), dequantized with
+      a fixed draw (continuous heads) or the 8-bit integers (discretized heads).
+    """
+    kind = presets.data_kind(config)
+    if kind == "binary":
+        return data.binarize_fixed(images, seed=seed), f"binarized, fixed seed {seed}"
+    if kind == "continuous":
+        return data.dequantize_fixed(images, seed=seed), \
+            f"8-bit, dequantized to [0, 1] as (x + u) / 256, fixed seed {seed}"
+    return np.asarray(images), "8-bit integers 0..255"
+
+
+def data_metrics(config, event_shape, nll: float) -> dict:
+    """Bits per dimension of ``nll`` (nats per example) for ``config.likelihood``'s data.
+
+    Continuous heads on dequantized data report ``nll_8bit`` = nll + D ln 256, an upper
+    bound on the 8-bit data's NLL (see :mod:`jaxvae.data.dequantize`), and its bits/dim.
+    """
+    from jaxvae import likelihoods
+
+    num_dims = math.prod(event_shape)
+    if presets.data_kind(config) == "continuous":
+        levels = data.dequantize.LEVELS
+        return {"nll_8bit": nll + num_dims * math.log(levels),
+                "bits_per_dim": likelihoods.bits_per_dim(nll, num_dims, levels=levels)}
+    return {"bits_per_dim": likelihoods.bits_per_dim(nll, num_dims)}
+
+
 def classification_error(model, params, x, y, batch_size: int = 1000) -> float:
     """Error rate of the posterior-mean network (weights = their means, no noise).
 
@@ -146,7 +190,8 @@ def _density_parts(config, model, test_x, key_eval):
 def run_training(config, preset, train_set, test_set, workdir, resume, progress, pictures):
     """Builds, trains and evaluates; returns :class:`jaxvae.Results` (``workdir`` may be None)."""
     x = train_set.images
-    model = preset.build(config, x.shape[1:], x.mean(axis=0))
+    model = preset.build(config, x.shape[1:], x.mean(axis=0) if preset.task == "density"
+                         and presets.data_kind(config) == "binary" else None)
     key_init, key_train, key_eval = jax.random.split(jax.random.PRNGKey(config.seed), 3)
     tx, num_steps = make_optimizer(config, x.shape[0])
     params = init_params(model, config, x.shape[1:], key_init)
@@ -156,11 +201,11 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
         loss_fn = bayesian.classification_loss(model, x.shape[0])
         train_data, preprocess, eval_fn, mesh = (x, train_set.labels), None, None, None
     else:
-        test_x = data.binarize_fixed(test_set.images, seed=config.seed)
+        test_x, statement = evaluation_images(config, test_set.images, config.seed)
         if config.eval_limit:
             test_x = test_x[:config.eval_limit]
         loss_fn, eval_fn = _density_parts(config, model, test_x, key_eval)
-        train_data, preprocess = x, data.dynamic_binarization
+        train_data, preprocess = x, train_preprocess(config)
         mesh = train.data_mesh() if jax.device_count() > 1 and \
             batch_size % jax.device_count() == 0 else None
     step = train.make_train_step(loss_fn, tx, preprocess=preprocess, mesh=mesh)
@@ -184,7 +229,7 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
     else:
         metrics, variances = density_metrics(model, state.params, test_x, key_eval,
                                              config.eval_k, progress)
-        metrics["test_binarization"] = f"fixed, seed {config.seed}"
+        metrics.update(data_metrics(config, x.shape[1:], metrics["nll"]), test_data=statement)
     metrics = _finite({**metrics, **timing, "eval_seconds": round(time.time() - start, 1)},
                       where)
     if pictures and workdir and preset.task == "density":

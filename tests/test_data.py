@@ -1,9 +1,11 @@
 """Tests for jaxvae.data: loading by name, validation errors, binarization, batching.
 
-The npz tests build small files in tmp_path; the TFDS tests run offline under
+The npz and IDX tests build small files in tmp_path (one test reads Debian's Fashion-MNIST
+files and is skipped when they are absent); the TFDS tests run offline under
 ``tfds.testing.mock_data`` and are skipped when tensorflow-datasets is not installed.
 """
 
+import gzip
 import importlib.resources
 import json
 import math
@@ -14,7 +16,10 @@ import sys
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
+import jaxvae
+from jaxvae import plots
 from jaxvae.data import (
     SPLITS,
     DataError,
@@ -25,6 +30,8 @@ from jaxvae.data import (
     binarize_fixed,
     load,
     num_batches,
+    read_idx,
+    registry,
 )
 
 EMBEDDED_SIZES = {"train": 10_000, "valid": 1_000, "test": 2_000}
@@ -170,6 +177,94 @@ def test_npz_path_with_tilde_is_expanded(tmp_path, monkeypatch):
     x, y = mnist_like(2, seed=0)
     write_npz(tmp_path, "home.npz", x_train=x, y_train=y, x_test=x)
     assert load("npz:~/home.npz").images.shape == (2, 28, 28)
+
+
+# ---------------------------------------------------------------- dtype="uint8"
+
+
+def test_embedded_uint8_are_the_stored_integers():
+    ints = load("embedded", "valid", dtype="uint8")
+    floats = load("embedded", "valid")
+    assert ints.images.dtype == np.uint8 and ints.images.shape == (1_000, 28, 28)
+    assert ints.images.min() == 0 and ints.images.max() == 255
+    np.testing.assert_array_equal(ints.images.astype(np.float32) / 255, floats.images)
+    np.testing.assert_array_equal(ints.labels, floats.labels)
+    both = load("embedded", "train+valid", dtype="uint8")
+    assert both.images.dtype == np.uint8 and both.images.shape == (11_000, 28, 28)
+
+
+def test_npz_uint8_dtype_per_source_dtype(tmp_path):
+    x, y = mnist_like(4, seed=5)
+    ints = load(f"npz:{write_npz(tmp_path, x_train=x, y_train=y, x_test=x)}", dtype="uint8")
+    np.testing.assert_array_equal(ints.images, x)
+    assert ints.images.flags.writeable and ints.labels.dtype == np.int32
+    # bool -> 0/255.
+    path = write_npz(tmp_path, "bool.npz", x_train=x > 127, x_test=x > 127)
+    np.testing.assert_array_equal(load(f"npz:{path}", dtype="uint8").images,
+                                  np.where(x > 127, 255, 0))
+    # Floats k / 255, made in float32 or float64 (or float32 stored as float64), -> k.
+    for xf in [x.astype(np.float32) / 255, x / 255.0, (x.astype(np.float32) / 255).astype(float),
+               x.astype(np.float32) * np.float32(1 / 255), (x / 255.0).astype(np.float16)]:
+        path = write_npz(tmp_path, "float.npz", x_train=xf, x_test=xf)
+        got = load(f"npz:{path}", dtype="uint8").images
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, x)
+
+
+@pytest.mark.parametrize("value", [0.5, 0.3, 1e-4, 2 / 255 + 1e-6])
+def test_float_data_that_is_not_8bit_is_refused_as_uint8(tmp_path, value):
+    x = np.full((2, 4, 4), 3 / 255, np.float32)
+    x[1, 2, 3] = value
+    path = write_npz(tmp_path, x_train=x, x_test=x)
+    assert load(f"npz:{path}").images.dtype == np.float32  # fine as floats
+    with pytest.raises(DataError, match=r"x_train .* is not 8-bit data: 1 of 32 values are not "
+                                        r"multiples of 1/255 .*use dtype='float32'"):
+        load(f"npz:{path}", dtype="uint8")
+
+
+def test_dtype_accepts_the_numpy_types_and_nothing_else(tmp_path):
+    x, _ = mnist_like(2, seed=0)
+    path = write_npz(tmp_path, x_train=x, x_test=x)
+    assert load(f"npz:{path}", dtype=np.uint8).images.dtype == np.uint8
+    assert load(f"npz:{path}", dtype=np.dtype("float32")).images.dtype == np.float32
+    for bad in ["float64", "int", "UINT8", None, np.float64, 8]:
+        with pytest.raises(DataError, match=r"dtype must be 'float32' \(images in \[0, 1\]\) "
+                                            rf"or 'uint8' \(8-bit integers 0\.\.255\); got "
+                                            rf"{re.escape(repr(bad))}"):
+            load(f"npz:{path}", dtype=bad)
+
+
+# -------------------------------------------------------------------- colour images
+
+
+@pytest.mark.parametrize("channels", [3, 2, 4])
+def test_npz_colour_images_keep_their_channel_axis(tmp_path, channels):
+    rng = np.random.default_rng(channels)
+    x = rng.integers(0, 256, size=(5, 6, 7, channels), dtype=np.uint8)
+    path = write_npz(tmp_path, x_train=x, y_train=np.arange(5), x_valid=x[:2], x_test=x[:3])
+    floats = load(f"npz:{path}")
+    assert floats.images.shape == (5, 6, 7, channels) and floats.event_shape == (6, 7, channels)
+    np.testing.assert_array_equal(floats.images, x.astype(np.float32) / 255)
+    ints = load(f"npz:{path}", "train+valid", dtype="uint8")
+    assert ints.images.shape == (7, 6, 7, channels) and ints.images.dtype == np.uint8
+    np.testing.assert_array_equal(ints.images, np.concatenate([x, x[:2]]))
+
+
+def test_npz_colour_images_end_to_end(tmp_path):
+    """npz -> load -> batches -> an MLP VAE on [4, 4, 3] -> an RGB reconstruction PNG."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(6, 4, 4, 3), dtype=np.uint8)
+    ds = load(f"npz:{write_npz(tmp_path, x_train=x, x_test=x[:2])}", "train")
+    batch = next(iter(batches(ds.images, 4, seed=0, epoch=0)))
+    assert batch.shape == (4, 4, 4, 3) and batch.dtype == np.float32
+    model = jaxvae.iwae_mlp(event_shape=ds.event_shape, latent_dim=2, hidden=(8,))
+    params = model.init_params(jax.random.PRNGKey(0))
+    path = plots.save_reconstructions(model, params, batch, tmp_path / "r.png", num=4, ncols=4)
+    with Image.open(path) as img:
+        assert img.mode == "RGB" and img.size == (4 * 5 - 1, 2 * 5 - 1)
+        grid = np.asarray(img)
+    np.testing.assert_array_equal(grid[:4, :4], np.round(batch[0] * 255))
+    assert grid[5:9, :4].std() > 0   # a decoded colour image below the input
 
 
 # --------------------------------------------------------------------------- errors
@@ -320,6 +415,192 @@ def test_label_length_and_dtype_mismatch(tmp_path):
     path = write_npz(tmp_path, "frac.npz", x_train=x, y_train=y + 0.5, x_test=x)
     with pytest.raises(DataError, match=r"integer class labels, found dtype float64"):
         load(f"npz:{path}", "train")
+
+
+# ------------------------------------------------------------------------------ IDX
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def idx_bytes(array, dtype_code=0x08):
+    """The IDX encoding of a uint8 array: magic 0x0000 TT DD, big-endian sizes, data."""
+    header = bytes([0, 0, dtype_code, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, np.uint8).tobytes()
+
+
+def write_idx_dir(folder, n_train=12, n_test=5, gz=True, labels=True, seed=0):
+    """MNIST-layout IDX files of tiny 3x4 images; returns {source: (images, labels)}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for source, prefix, n in [("train", "train", n_train), ("test", "t10k", n_test)]:
+        x = rng.integers(0, 256, size=(n, 3, 4), dtype=np.uint8)
+        y = rng.integers(0, 10, size=n, dtype=np.uint8)
+        arrays[source] = (x, y)
+        files = [(f"{prefix}-images-idx3-ubyte", x)] + (
+            [(f"{prefix}-labels-idx1-ubyte", y)] if labels else [])
+        for stem, array in files:
+            data = idx_bytes(array)
+            if gz:
+                (folder / f"{stem}.gz").write_bytes(gzip.compress(data))
+            else:
+                (folder / stem).write_bytes(data)
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_splits_follow_the_mnist_npz_rule(tmp_path, gz):
+    # 12 training images: valid = the last 12 // 6 = 2, train = the first 10.
+    arrays = write_idx_dir(tmp_path / "idx", gz=gz)
+    name = f"idx:{tmp_path / 'idx'}"
+    (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+    expected = {"train": (x_train[:10], y_train[:10]), "valid": (x_train[10:], y_train[10:]),
+                "test": (x_test, y_test), "train+valid": (x_train, y_train)}
+    for split, (x, y) in expected.items():
+        ds = load(name, split)
+        assert ds.name == name and ds.images.dtype == np.float32
+        np.testing.assert_array_equal(ds.images, x.astype(np.float32) / 255)
+        assert ds.labels.dtype == np.int32
+        np.testing.assert_array_equal(ds.labels, y)
+        ints = load(name, split, dtype="uint8")
+        assert ints.images.dtype == np.uint8 and ints.images.flags.writeable
+        np.testing.assert_array_equal(ints.images, x)
+
+
+def test_idx_labels_are_optional_and_tilde_is_expanded(tmp_path, monkeypatch):
+    arrays = write_idx_dir(tmp_path / "nolabels", n_train=6, labels=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ds = load("idx:~/nolabels", "valid")
+    assert ds.labels is None and ds.name == "idx:~/nolabels"
+    np.testing.assert_array_equal(ds.images, arrays["train"][0][5:] / np.float32(255))
+
+
+def test_fashion_mnist_reads_the_directory_in_the_environment(tmp_path, monkeypatch):
+    arrays = write_idx_dir(tmp_path / "fm", n_train=18, seed=3)
+    monkeypatch.setenv("JAXVAE_FASHION_MNIST", str(tmp_path / "fm"))
+    for name in ["fashion-mnist", "fashion_mnist"]:
+        ds = load(name, "valid", dtype="uint8")
+        assert ds.name == "fashion-mnist"
+        np.testing.assert_array_equal(ds.images, arrays["train"][0][15:])
+        np.testing.assert_array_equal(ds.labels, arrays["train"][1][15:])
+    assert load("fashion-mnist", "test").images.shape == (5, 3, 4)
+
+
+def test_fashion_mnist_not_found_says_how_to_get_it(tmp_path, monkeypatch):
+    hint = (r"install Debian's dataset-fashion-mnist package \(apt install "
+            r"dataset-fashion-mnist\), set JAXVAE_FASHION_MNIST to a directory with its IDX "
+            r"files, or use --data tfds:fashion_mnist$")
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv("JAXVAE_FASHION_MNIST", str(missing))
+    with pytest.raises(DataError, match=rf"^Fashion-MNIST not found in {missing} \(no such "
+                                        rf"directory\): {hint}"):
+        load("fashion-mnist", "test")
+    write_idx_dir(tmp_path / "partial")
+    (tmp_path / "partial" / "train-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv("JAXVAE_FASHION_MNIST", str(tmp_path / "partial"))
+    assert load("fashion-mnist", "test").images.shape == (5, 3, 4)  # t10k files are there
+    with pytest.raises(DataError, match=r"not found in .*partial \(no train-labels-idx1-ubyte"
+                                        rf"\[\.gz\]\): {hint}"):
+        load("fashion-mnist", "train")
+    # Without the variable (or with it empty): Debian's directory, here made absent.
+    assert registry.FASHION_MNIST_DIR == FASHION_MNIST_DIR
+    monkeypatch.setattr(registry, "FASHION_MNIST_DIR", str(missing))
+    monkeypatch.setenv("JAXVAE_FASHION_MNIST", "")
+    with pytest.raises(DataError, match=rf"^Fashion-MNIST not found in {missing} "):
+        load("fashion-mnist", "test")
+    monkeypatch.delenv("JAXVAE_FASHION_MNIST")
+    with pytest.raises(DataError, match=rf"^Fashion-MNIST not found in {missing} "):
+        load("fashion-mnist", "test")
+
+
+def test_idx_missing_directory_or_files(tmp_path):
+    with pytest.raises(DataError, match=r"no MNIST-layout IDX data in '.*nope' \(no such "
+                                        r"directory\); expected the files train-images-idx3-ubyte"
+                                        r", .*each optionally gzip-compressed"):
+        load(f"idx:{tmp_path / 'nope'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"\(no t10k-images-idx3-ubyte\[\.gz\]\)"):
+        load(f"idx:{tmp_path / 'empty'}", "test")
+    with pytest.raises(DataError, match=r"'idx:' needs a directory after the colon"):
+        load("idx:")
+    with pytest.raises(DataError, match=rf"unknown data set name .*'fashion-mnist'.*'idx:DIR'.*"
+                                        rf"write 'idx:{re.escape(str(tmp_path))}'"):
+        load(str(tmp_path))
+
+
+def test_idx_training_set_too_small_for_a_valid_split(tmp_path):
+    write_idx_dir(tmp_path, n_train=5)
+    assert load(f"idx:{tmp_path}", "train").images.shape == (5, 3, 4)
+    with pytest.raises(DataError, match=r"split 'valid' of .* \(the last 0 of the 5 images in "
+                                        r".*train-images-idx3-ubyte\.gz'\) is empty"):
+        load(f"idx:{tmp_path}", "valid")
+
+
+def test_idx_label_count_must_match(tmp_path):
+    write_idx_dir(tmp_path)
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros(4, np.uint8))))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz' has 4 labels but "
+                                        r"'.*t10k-images-idx3-ubyte\.gz' has 5 examples"):
+        load(f"idx:{tmp_path}", "test")
+
+
+GOOD_IDX = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"\x00\x00", r"has 2 bytes, too few for the 4-byte magic number 0x00000803"),
+    (b"\x01" + GOOD_IDX[1:], r"is not an IDX file: its magic number is 0x01000803, expected "
+                              r"0x00000803 \(unsigned bytes, 3 dimensions\)"),
+    (b"P5\n" + GOOD_IDX, r"is not an IDX file: its magic number is 0x50350A00"),
+    (idx_bytes(np.zeros((2, 3, 4), np.uint8), dtype_code=0x0D),
+     r"has data type code 0x0D \(float\); only 0x08 \(unsigned byte\) is supported"),
+    (idx_bytes(np.zeros((2, 12), np.uint8)), r"has 2 dimensions \(magic number 0x00000802\); "
+                                             r"expected 0x00000803"),
+    (GOOD_IDX[:10], r"is truncated: 10 bytes, fewer than its 16-byte header"),
+    (GOOD_IDX[:-1], r"declares shape \[2, 3, 4\] = 24 bytes of data but holds 23 \(truncated"),
+    (GOOD_IDX + b"\x00", r"declares shape \[2, 3, 4\] = 24 bytes of data but holds 25"),
+    (gzip.compress(GOOD_IDX)[:-12], r"cannot decompress IDX file .*: truncated or corrupt gzip "
+                                    r"data \(EOFError"),
+    (gzip.compress(GOOD_IDX)[:12] + b"\xff" * 30, r"cannot decompress IDX file .*: truncated or "
+                                                  r"corrupt gzip data"),
+])
+def test_read_idx_validation_names_the_file(tmp_path, data, message):
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=message) as info:
+        read_idx(str(path), ndim=3)
+    assert str(path) in str(info.value)
+    with pytest.raises(DataError, match=re.escape(str(path))):  # and through load()
+        load(f"idx:{tmp_path}", "test")
+
+
+def test_read_idx_reads_plain_and_gzip_files(tmp_path):
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    plain.write_bytes(GOOD_IDX)
+    packed.write_bytes(gzip.compress(GOOD_IDX))   # recognized by content, not by name
+    for path in [plain, packed]:
+        x = read_idx(str(path), ndim=3)
+        assert x.dtype == np.uint8
+        np.testing.assert_array_equal(x, np.arange(24).reshape(2, 3, 4))
+    with pytest.raises(DataError, match=r"cannot read IDX file .*missing"):
+        read_idx(str(tmp_path / "missing"), ndim=1)
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR),
+                    reason="Debian's dataset-fashion-mnist package is not installed")
+def test_fashion_mnist_from_debian_package(monkeypatch):
+    monkeypatch.delenv("JAXVAE_FASHION_MNIST", raising=False)
+    both = load("fashion-mnist", "train+valid", dtype="uint8")
+    test = load("fashion_mnist", "test", dtype="uint8")
+    assert both.images.shape == (60_000, 28, 28) and test.images.shape == (10_000, 28, 28)
+    assert both.images.dtype == np.uint8 and both.images.min() == 0 and both.images.max() == 255
+    # Ten balanced classes: 6,000 training and 1,000 test images each.
+    assert np.bincount(both.labels).tolist() == [6_000] * 10
+    assert np.bincount(test.labels).tolist() == [1_000] * 10
+    # Fashion-MNIST's mean pixel is about 0.286 (train) / 0.287 (test).
+    assert 0.28 < both.images.mean() / 255 < 0.29 and 0.28 < test.images.mean() / 255 < 0.29
 
 
 # ---------------------------------------------------------------------- binarization
@@ -516,18 +797,34 @@ def test_tfds_mnist_with_default_mock_data(tfds):
     np.testing.assert_array_equal(ds.labels, raw_labels)
 
 
-def test_tfds_mnist_has_no_validation_split(tfds, tmp_path):
+def test_tfds_unknown_validation_split_comes_from_tfds(tfds, tmp_path):
     # With only the default policy, the mock accepts any split name; real split names
-    # come from a dataset_info.json under MockPolicy.USE_FILES.
-    data_dir = write_tfds_metadata(tmp_path, "mnist", "3.0.1", ["train", "test"])
+    # come from a dataset_info.json under MockPolicy.USE_FILES. kmnist is not in the
+    # loader's table of data sets without a validation split, so TFDS itself refuses it.
+    data_dir = write_tfds_metadata(tmp_path, "kmnist", "3.0.1", ["train", "test"])
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_FILES,
                                 data_dir=data_dir):
-        assert load("tfds:mnist", "test").images.shape == (5, 28, 28)
-        with pytest.raises(DataError, match=r"'mnist' \(split 'validation'\).*Unknown split "
+        assert load("tfds:kmnist", "test").images.shape == (5, 28, 28)
+        with pytest.raises(DataError, match=r"'kmnist' \(split 'validation'\).*Unknown split "
                                             r"'validation'.*only support split 'train' and"):
-            load("tfds:mnist", "valid")
+            load("tfds:kmnist", "valid")
         with pytest.raises(DataError, match=r"Unknown split 'validation'"):
-            load("tfds:mnist", "train+valid")
+            load("tfds:kmnist", "train+valid")
+
+
+@pytest.mark.parametrize("name,splits", [("mnist", "train, test"),
+                                         ("fashion_mnist", "train, test"),
+                                         ("cifar10", "train, test"),
+                                         ("svhn_cropped", "train, test, extra")])
+@pytest.mark.parametrize("split", ["valid", "train+valid"])
+def test_tfds_known_sets_without_validation_are_refused_before_loading(tfds, name, splits,
+                                                                       split):
+    calls = []
+    with tfds.testing.mock_data(as_data_source_fn=binary_source_fn(2, calls)):
+        with pytest.raises(DataError, match=rf"'{name}' has no 'validation' split \(its splits "
+                                            rf"are {splits}\), so split 'valid'"):
+            load(f"tfds:{name}", split)
+    assert calls == []   # nothing was read (or, for real, downloaded)
 
 
 def binary_source_fn(num_examples, calls):
@@ -572,3 +869,94 @@ def test_tfds_unknown_dataset(tfds):
     with tfds.testing.mock_data(num_examples=2):
         with pytest.raises(DataError, match=r"cannot load TFDS data set 'no_such_dataset_xyz'"):
             load("tfds:no_such_dataset_xyz", "train")
+
+
+def raw_tfds(tfds, name, split):
+    """The mock's images (and labels, when it has them) for one split, as stacked arrays."""
+    source = tfds.data_source(name, split=split)
+    examples = [source[i] for i in range(len(source))]
+    images = np.stack([np.asarray(ex["image"]) for ex in examples])
+    labels = np.array([ex["label"] for ex in examples]) if "label" in examples[0] else None
+    return images, labels
+
+
+def check_both_dtypes(floats, ints, shape):
+    assert floats.images.shape == ints.images.shape == shape
+    assert floats.images.dtype == np.float32 and ints.images.dtype == np.uint8
+    assert 0.0 <= floats.images.min() and floats.images.max() <= 1.0
+    assert ints.images.max() > 1   # 0..255 integers, not 0/1
+    np.testing.assert_array_equal(floats.images, ints.images.astype(np.float32) / 255)
+
+
+def test_tfds_mnist_and_fashion_mnist_uint8(tfds):
+    for name in ["mnist", "fashion_mnist"]:
+        with tfds.testing.mock_data(num_examples=4):
+            floats, ints = load(f"tfds:{name}", "test"), load(f"tfds:{name}", "test", dtype="uint8")
+            raw, raw_labels = raw_tfds(tfds, name, "test")
+        check_both_dtypes(floats, ints, (4, 28, 28))
+        np.testing.assert_array_equal(ints.images, raw[..., 0])
+        np.testing.assert_array_equal(ints.labels, raw_labels)
+
+
+def test_tfds_binarized_mnist_uint8_is_0_or_255(tfds):
+    with tfds.testing.mock_data(as_data_source_fn=binary_source_fn(5, [])):
+        ints = load("tfds:binarized_mnist", "valid", dtype="uint8")
+        floats = load("tfds:binarized_mnist", "valid")
+    assert ints.images.dtype == np.uint8 and set(np.unique(ints.images).tolist()) == {0, 255}
+    np.testing.assert_array_equal(ints.images, floats.images * 255)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "svhn_cropped"])
+def test_tfds_colour_32x32(tfds, name):
+    # Both have splits train and test (svhn_cropped also 'extra', which load() does not
+    # reach); 'valid' is refused, see test_tfds_known_sets_without_validation_are_refused...
+    with tfds.testing.mock_data(num_examples=3):
+        for split in ["train", "test"]:
+            floats = load(f"tfds:{name}", split)
+            ints = load(f"tfds:{name}", split, dtype="uint8")
+            raw, raw_labels = raw_tfds(tfds, name, split)
+            assert raw.shape == (3, 32, 32, 3) and raw.dtype == np.uint8
+            check_both_dtypes(floats, ints, (3, 32, 32, 3))
+            assert floats.event_shape == (32, 32, 3) and floats.name == f"tfds:{name}"
+            np.testing.assert_array_equal(ints.images, raw)
+            assert ints.labels.dtype == np.int32
+            np.testing.assert_array_equal(ints.labels, raw_labels)
+
+
+def test_tfds_celeb_a_is_cropped_and_downsampled_to_64x64(tfds):
+    with tfds.testing.mock_data(num_examples=2):
+        floats = load("tfds:celeb_a", "valid")
+        ints = load("tfds:celeb_a", "valid", dtype="uint8")
+        raw, raw_labels = raw_tfds(tfds, "celeb_a", "validation")
+        both = load("tfds:celeb_a", "train+valid", dtype="uint8")
+    assert raw.shape == (2, 218, 178, 3) and raw_labels is None
+    check_both_dtypes(floats, ints, (2, 64, 64, 3))
+    assert ints.labels is None and both.images.shape == (4, 64, 64, 3)
+    # Pixel (i, j) is the mean of the 2x2 block at (45 + 2i, 25 + 2j), rounded half up.
+    crop = raw[:, 45:173, 25:153].astype(np.int64)
+    block_sums = sum(crop[:, a::2, b::2] for a in (0, 1) for b in (0, 1))
+    np.testing.assert_array_equal(ints.images, (block_sums + 2) // 4)
+    i, j, k = 10, 20, 1
+    block = raw[1, 45 + 2 * i:47 + 2 * i, 25 + 2 * j:27 + 2 * j, k].astype(float)
+    assert ints.images[1, i, j, k] == math.floor(block.mean() + 0.5)
+
+
+def test_tfds_celeb_a_of_the_wrong_size_is_refused(tfds):
+    def as_data_source(self, split, decoders=None, deserialize_method=None):
+        return [{"image": np.zeros((32, 32, 3), np.uint8)}]
+
+    with tfds.testing.mock_data(as_data_source_fn=as_data_source):
+        with pytest.raises(DataError, match=r"'image' 0 of TFDS data set 'celeb_a' \(split "
+                                            r"'train'\) must be uint8 \[218, 178, 3\] for the "
+                                            r"celeb_a transform \(the central 128x128 crop.*"
+                                            r"found uint8 \[32, 32, 3\]"):
+            load("tfds:celeb_a", "train")
+
+
+def test_tfds_images_of_different_sizes_are_refused(tfds):
+    def as_data_source(self, split, decoders=None, deserialize_method=None):
+        return [{"image": np.zeros((4, 4, 3), np.uint8)}, {"image": np.zeros((5, 4, 3), np.uint8)}]
+
+    with tfds.testing.mock_data(as_data_source_fn=as_data_source):
+        with pytest.raises(DataError, match=r"has images of 2 different shapes"):
+            load("tfds:cifar10", "train")

@@ -37,6 +37,7 @@ def data_dir(tmp_path_factory):
                                                          parts.values())})
     np.savez(d / "rgb.npz", x_train=_images(rng, 40, (8, 8, 3)),
              x_test=_images(rng, 20, (8, 8, 3)), x_valid=_images(rng, 20, (8, 8, 3)))
+    np.savez(d / "odd.npz", x_train=_images(rng, 40, (27, 27)), x_test=_images(rng, 20, (27, 27)))
     np.savez(d / "mixed.npz", x_train=_images(rng, 40), x_valid=_images(rng, 20),
              x_test=_images(rng, 20, (14, 14)))
     return d
@@ -333,11 +334,23 @@ def test_eval_from_another_directory_and_finite_results(trained, tmp_path, monke
     assert np.isfinite(result["nll"]) and result["num_examples"] == 5
 
 
-def test_rgb_data_trains_without_pictures(data_dir, tmp_path):
-    config = tiny(data_dir, data=f"npz:{data_dir / 'rgb.npz'}", steps=2)
+def test_rgb_8bit_data_train_a_conv_model_with_colour_pictures(data_dir, tmp_path):
+    from PIL import Image
+
+    config = tiny(data_dir, data=f"npz:{data_dir / 'rgb.npz'}", steps=2, model="conv",
+                  likelihood="logistic", hidden=(16,), channels=(4,))
     results = jaxvae.train_and_evaluate(config, str(tmp_path / "run"), progress=False)
-    assert np.isfinite(results.metrics["nll"])
-    assert not any(n.endswith(".png") for n in os.listdir(tmp_path / "run"))
+    assert np.isfinite(results.metrics["nll"]) and results.metrics["bits_per_dim"] > 0
+    assert results.metrics["test_data"] == "8-bit integers 0..255"
+    for name in ("samples.png", "reconstructions.png", "interpolation.png"):
+        assert Image.open(tmp_path / "run" / name).mode == "RGB"
+
+
+def test_conv_refuses_an_image_shape_it_cannot_tile_before_writing(data_dir, tmp_path):
+    config = tiny(data_dir, data=f"npz:{data_dir / 'odd.npz'}", model="conv", hidden=None)
+    with pytest.raises(ConfigError, match=r"\(27, 27\).*H = 26 or 28"):
+        jaxvae.train_and_evaluate(config, str(tmp_path / "run"), progress=False)
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_bernoulli_likelihood_rejects_data_outside_its_support():

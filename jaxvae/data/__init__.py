@@ -1,8 +1,12 @@
 """Data for jaxvae: named data sets, Bernoulli binarization, shuffled minibatches.
 
-* :func:`load` (``"embedded"``, ``"npz:PATH"``, ``"tfds:NAME"``; splits ``train``,
-  ``valid``, ``test``, ``train+valid``) returns a :class:`Dataset` of ``float32`` images in
-  [0, 1] and ``int32`` labels;
+* :func:`load` (``"embedded"``, ``"fashion-mnist"``, ``"npz:PATH"``, ``"idx:DIR"``,
+  ``"tfds:NAME"``; splits ``train``, ``valid``, ``test``, ``train+valid``) returns a
+  :class:`Dataset` of ``float32`` images in [0, 1] (``uint8`` 0..255 with
+  ``dtype="uint8"``; grayscale ``[N, H, W]`` or colour ``[N, H, W, C]``) and ``int32``
+  labels; :func:`read_idx` reads one IDX file (MNIST's format);
+* :func:`dequantize_dynamic` / :func:`dequantize_fixed` / :func:`dynamic_dequantization`:
+  ``(x + u) / 256`` of 8-bit levels, for continuous likelihoods (:mod:`.dequantize`);
 * :func:`binarize_dynamic` (a fresh draw per training step) and :func:`binarize_fixed`
   (a seeded draw for evaluation sets); :func:`dynamic_binarization` binarizes the images
   of a batch ``x``, ``(x, y)`` or ``{"x": ...}`` as a train step's ``preprocess``;
@@ -12,9 +16,19 @@
 
 from jaxvae.data.batching import batches, num_batches
 from jaxvae.data.binarize import binarize_dynamic, binarize_fixed, dynamic_binarization
-from jaxvae.data.registry import SPLITS, DataError, Dataset, MissingDependencyError, load
+from jaxvae.data.dequantize import dequantize_dynamic, dequantize_fixed, dynamic_dequantization
+from jaxvae.data.registry import (
+    DTYPES,
+    SPLITS,
+    DataError,
+    Dataset,
+    MissingDependencyError,
+    load,
+    read_idx,
+)
 
 __all__ = [
+    "DTYPES",
     "DataError",
     "Dataset",
     "MissingDependencyError",
@@ -22,7 +36,11 @@ __all__ = [
     "batches",
     "binarize_dynamic",
     "binarize_fixed",
+    "dequantize_dynamic",
+    "dequantize_fixed",
+    "dynamic_dequantization",
     "dynamic_binarization",
     "load",
     "num_batches",
+    "read_idx",
 ]

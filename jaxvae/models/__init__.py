@@ -2,6 +2,7 @@
 
 from jaxvae.models import bayesian
 from jaxvae.models.bayesian import BayesianDense, BayesianMLP, VariationalDropoutDense
+from jaxvae.models.conv import ConvDecoder, ConvEncoder, conv_vae, depth_to_space, unpool
 from jaxvae.models.flow import MADE, FlowEncoder, NICEShift, flow_vae
 from jaxvae.models.hierarchical import GaussianChain, HierarchicalVAE, iwae_two_layer
 from jaxvae.models.linear import LinearGaussianVAE
@@ -37,4 +38,9 @@ __all__ = [
     "NICEShift",
     "FlowEncoder",
     "flow_vae",
+    "ConvEncoder",
+    "ConvDecoder",
+    "conv_vae",
+    "depth_to_space",
+    "unpool",
 ]

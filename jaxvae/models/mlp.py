@@ -23,13 +23,15 @@ Array = jax.Array
 
 __all__ = ["diag_gaussian", "GaussianEncoder", "MLPDecoder", "VAE", "iwae_mlp",
            "kingma_welling_mlp",
-           "mean_logit_init", "GaussianHead"]
+           "mean_logit_init", "GaussianHead", "get_activation"]
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "elu": jax.nn.elu,
                 "softplus": jax.nn.softplus, "gelu": jax.nn.gelu}
 
 
-def _activation(name_or_fn) -> Callable[[Array], Array]:
+def get_activation(name_or_fn) -> Callable[[Array], Array]:
+    """An activation by name (``tanh``, ``relu``, ``elu``, ``softplus``, ``gelu``) or the
+    callable itself; ValueError listing the names otherwise."""
     if callable(name_or_fn):
         return name_or_fn
     if name_or_fn not in _ACTIVATIONS:
@@ -75,7 +77,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, h: Array) -> Array:
-        act = _activation(self.activation)
+        act = get_activation(self.activation)
         for width in self.hidden:
             h = act(nn.Dense(width, kernel_init=self.kernel_init)(h))
         return h
@@ -148,7 +150,8 @@ class MLPDecoder(nn.Module):
         raw = nn.Dense(math.prod(raw_shape), kernel_init=nn.initializers.glorot_uniform(),
                        bias_init=self.output_bias_init, name="out")(h)
         raw = jnp.reshape(raw, (*z.shape[:-1], *raw_shape))
-        return self.head(raw, event_ndims=len(self.event_shape))
+        return likelihoods.apply_head(self, self.head, raw, tuple(self.event_shape),
+                                      len(self.event_shape))
 
 
 class VAE(nn.Module):
@@ -185,9 +188,15 @@ class VAE(nn.Module):
         """Returns: p(z) = N(0, I) over ``[latent_dim]`` (no parameters)."""
         return diag_gaussian(jnp.zeros(self.latent_dim), jnp.ones(self.latent_dim))
 
+    def encoder_input(self, x: Array) -> Array:
+        """``x`` as the encoder sees it: in [0, 1] (the head's ``to_unit``; 8-bit levels of a
+        discretized head are divided by 255), float32."""
+        head = getattr(self.decoder, "head", None)
+        return head.to_unit(x) if hasattr(head, "to_unit") else x
+
     def posterior(self, x: Array) -> distrax.Distribution:
-        """Args: ``x: [*event_shape]``. Returns: q(z|x) over ``[latent_dim]``."""
-        return self.encoder(x)
+        """Args: ``x: [*event_shape]``, data units. Returns: q(z|x) over ``[latent_dim]``."""
+        return self.encoder(self.encoder_input(x))
 
     def likelihood(self, z: Array) -> distrax.Distribution:
         """Args: ``z: [latent_dim]``. Returns: p(x|z) over ``[*event_shape]``."""
@@ -196,7 +205,7 @@ class VAE(nn.Module):
     def __call__(self, x: Array) -> distrax.Distribution:
         """Args: ``x: [*event_shape]``. Returns: q(z|x); also creates the decoder's parameters."""
         # Used by ``init``: touches both networks so that all parameters are created.
-        q = self.encoder(x)
+        q = self.encoder(self.encoder_input(x))
         self.decoder(jnp.zeros((*q.batch_shape, *q.event_shape)))   # flows have no closed-form mean
         return q
 
