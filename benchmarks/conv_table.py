@@ -12,7 +12,7 @@ Fashion-MNIST the likelihood) differs:
 Test NLL: the IWAE bound with ``--eval-k`` samples (5000) on the first ``--test-limit``
 test images (fixed binarization for MNIST), ± the standard error over images.
 
-    python benchmarks/conv_table.py --mnist npz:../shared/data/mnist.npz --steps 3000
+    python benchmarks/conv_table.py --steps 2000 --test-limit 200 --rows 0,1,4,5
     python benchmarks/conv_table.py --quick          # < 2 min, embedded data, tiny runs
 
 Finished rows are stored in OUT/runs.jsonl; re-running the same command skips them.
@@ -43,11 +43,11 @@ from common import (  # noqa: E402
 DEFAULT_OUT = os.path.join("benchmarks", "results", "conv_table")
 #: (data flag, model, decoder, likelihood) of each row
 ROWS = [("mnist", "iwae", None, "bernoulli"),
-        ("mnist", "conv", "transposed", "bernoulli"),
         ("mnist", "conv", "depth-to-space", "bernoulli"),
+        ("mnist", "conv", "transposed", "bernoulli"),
         ("mnist", "conv", "unpool", "bernoulli"),
         ("fashion", "iwae", None, "logistic"),
-        ("fashion", "conv", "transposed", "logistic")]
+        ("fashion", "conv", "depth-to-space", "logistic")]
 
 
 def make_config(row, args) -> jaxvae.Config:

@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--decoder", choices=DECODERS, default=None,
                    help="--model conv: up-sampling by transposed convolution, depth-to-space "
                         "(stride-1 conv to 4C channels, then a 2x2 reshape) or unpooling + "
-                        "conv (default transposed)")
+                        "conv (default depth-to-space)")
     t.add_argument("--channels", type=_widths, default=None,
                    help="--model conv: channels per stride-2 level, e.g. 32,64 (default "
                         "32, 64, 128, 256 for as many levels as the image allows)")

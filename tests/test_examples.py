@@ -13,7 +13,7 @@ import re
 import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py"}
+TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py", "blurry.py"}
 
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
@@ -85,3 +85,15 @@ def test_flow_density_quick(capsys, tmp_path):
     else:                                    # an optional extra: the fits still ran
         assert "no figure: it needs all four energies and matplotlib" in out
         assert not out_png.exists()
+
+
+def test_blurry_quick(capsys, tmp_path):
+    load("blurry").main(["--quick", "--no-progress", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert (tmp_path / "samples.png").exists() and (tmp_path / "reconstructions.png").exists()
+    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:5]]
+            for line in out.splitlines() if line.startswith("| ") and "---" not in line
+            and "images" not in line}
+    assert set(rows) == {"samples", "reconstructions", "test data"}, out
+    # the data's own sharpness is positive; a VAE's decoder means are blurrier than it
+    assert rows["test data"][1] > 0 and rows["reconstructions"][1] < rows["test data"][1]

@@ -154,7 +154,7 @@ class Upsample(nn.Module):
     """One 2x step up: ``[..., h, w, C_in] -> [..., 2h, 2w, features]`` by ``method``."""
 
     features: int
-    method: str = "transposed"
+    method: str = "depth-to-space"
 
     @nn.compact
     def __call__(self, h: Array) -> Array:
@@ -221,7 +221,7 @@ class ConvDecoder(nn.Module):
     """
 
     event_shape: Sequence[int]
-    decoder: str = "transposed"
+    decoder: str = "depth-to-space"
     hidden: int = 256
     channels: Sequence[int] | None = None
     levels: int | None = None
@@ -253,7 +253,7 @@ class ConvDecoder(nn.Module):
         return likelihoods.apply_head(self, self.head, raw, event_shape, len(event_shape))
 
 
-def conv_vae(event_shape=(28, 28), latent_dim: int = 32, decoder: str = "transposed",
+def conv_vae(event_shape=(28, 28), latent_dim: int = 32, decoder: str = "depth-to-space",
              hidden: int = 256, channels: Sequence[int] | None = None,
              levels: int | None = None, head=likelihoods.Bernoulli(),
              output_bias_init=nn.initializers.zeros, activation: Any = "relu") -> VAE:
@@ -262,7 +262,8 @@ def conv_vae(event_shape=(28, 28), latent_dim: int = 32, decoder: str = "transpo
     Args:
       event_shape: the image shape; the layer plan follows from it (:func:`layer_plan`).
       latent_dim: the size of z (N(0, I) prior).
-      decoder: ``"transposed"``, ``"depth-to-space"`` or ``"unpool"`` (:data:`DECODERS`).
+      decoder: ``"depth-to-space"`` (default), ``"transposed"`` or ``"unpool"``
+        (:data:`DECODERS`); on CPU the transposed convolution's kernel gradient is slow.
       hidden: the dense layer's width on both sides.
       channels, levels: the plan's widths and stride-2 levels (None: automatic).
       head: the likelihood (:mod:`jaxvae.likelihoods`), e.g. ``Bernoulli()`` for binary
