@@ -12,7 +12,7 @@ Fashion-MNIST the likelihood) differs:
 Test NLL: the IWAE bound with ``--eval-k`` samples (5000) on the first ``--test-limit``
 test images (fixed binarization for MNIST), ± the standard error over images.
 
-    python benchmarks/conv_table.py --steps 2000 --test-limit 200 --rows 0,1,4,5
+    python benchmarks/conv_table.py --steps 1000 --test-limit 100 --rows 0,1,4,5
     python benchmarks/conv_table.py --quick          # < 2 min, embedded data, tiny runs
 
 Finished rows are stored in OUT/runs.jsonl; re-running the same command skips them.
@@ -55,6 +55,7 @@ def make_config(row, args) -> jaxvae.Config:
     data, model, decoder, likelihood = row
     return jaxvae.Config(
         model=model, decoder=decoder, likelihood=likelihood, objective=args.objective,
+        channels=args.channels if model == "conv" else None,
         k=args.k, lr=args.lr, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
         data=getattr(args, data), split="train", eval_k=args.eval_k,
         eval_limit=args.test_limit)
@@ -92,6 +93,7 @@ def markdown(records, args, missing) -> str:
                             "active units", "parameters", "passes", "train s", "eval s"], rows)
     n_test = records[0]["num_test"] if records else 0
     lines = [table, "",
+             f"Conv rows: channels {args.channels}, dense 256, 32 latents. "
              f"Budget (every row): {args.steps} Adam steps at lr {args.lr}, batch "
              f"{args.batch_size}, objective {args.objective} (k={args.k}), seed {args.seed}, "
              f"the training split. Test NLL: IWAE bound with k={args.eval_k} on the first "
@@ -113,6 +115,8 @@ def main(argv=None):
                         help="MNIST data name (binarized, Bernoulli rows)")
     parser.add_argument("--fashion", default="fashion-mnist",
                         help="Fashion-MNIST data name (8-bit, discretized logistic rows)")
+    parser.add_argument("--channels", type=lambda t: tuple(int(c) for c in t.split(",")),
+                        default=(16, 32), help="conv channels per level (28x28: two levels)")
     parser.add_argument("--objective", default="elbo")
     parser.add_argument("-k", type=int, default=1, help="samples in the training objective")
     parser.add_argument("--lr", type=float, default=1e-3)

@@ -158,6 +158,9 @@ def _conv(config, event_shape, data_mean):
     from jaxvae.models import conv
 
     kwargs = _options(config, event_shape, data_mean, ("latent_dim", "decoder", "channels"))
+    # The pixel bias starts at zero, not at the data's mean logits: a conv decoder started at
+    # the mean image lets q(z|x) collapse to the prior (docs/design.md, "Image VAEs").
+    kwargs.pop("output_bias_init", None)
     if config.hidden is not None:
         if len(config.hidden) != 1:
             raise ValueError("conv has one dense layer on each side: give hidden=[width]")
