@@ -130,7 +130,9 @@ def read_run_config(workdir: str) -> tuple[Config, dict]:
         raise ConfigError(f"{workdir} is not a jaxvae run directory (no config.json)")
     stored = rundir.read_json(path, "run config")
     info = {k: v for k, v in stored.items() if k != "config"}
-    fields = {f.name for f in dataclasses.fields(Config)}
+    # fields added after a run may have been written take their defaults (the old behaviour)
+    fields = {f.name for f in dataclasses.fields(Config)} - {"decoder", "channels",
+                                                              "likelihood", "likelihood_scale"}
     values = stored.get("config")
     if not isinstance(values, dict) or fields - set(values) or "event_shape" not in info:
         missing = sorted(fields - set(values)) if isinstance(values, dict) else ["config"]
