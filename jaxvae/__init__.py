@@ -34,7 +34,12 @@ from jaxvae.estimators import (
     WakeSleep,
     make_estimator,
 )
-from jaxvae.evaluate import active_units, kl_per_dimension, log_likelihood
+from jaxvae.evaluate import (
+    active_units,
+    condition_log_likelihoods,
+    kl_per_dimension,
+    log_likelihood,
+)
 from jaxvae.experiment import NonFiniteResultError, Results, restore_run, train_and_evaluate
 from jaxvae.flows import IAF, Planar, Radial, nice_coupling
 from jaxvae.latent import (
@@ -51,6 +56,7 @@ from jaxvae.models import (
     VAE,
     BayesianDense,
     BayesianMLP,
+    ConditionalVAE,
     ConvDecoder,
     ConvEncoder,
     FlowEncoder,
@@ -61,6 +67,7 @@ from jaxvae.models import (
     MLPDecoder,
     VariationalDropoutDense,
     bayesian,
+    conditional_mlp,
     conv_vae,
     diag_gaussian,
     flow_vae,
@@ -126,6 +133,7 @@ __all__ = [
     "Config",
     "BayesianDense",
     "BayesianMLP",
+    "ConditionalVAE",
     "ConvDecoder",
     "ConvEncoder",
     "CheckpointError",
@@ -164,6 +172,8 @@ __all__ = [
     "binarize_fixed",
     "bind",
     "check_batch",
+    "condition_log_likelihoods",
+    "conditional_mlp",
     "create_train_state",
     "cyclical_annealing",
     "data",

@@ -26,7 +26,8 @@ from jaxvae._cache import CompileCache
 
 Array = jax.Array
 
-__all__ = ["log_likelihood", "make_log_likelihood_fn", "active_units", "kl_per_dimension"]
+__all__ = ["log_likelihood", "make_log_likelihood_fn", "condition_log_likelihoods",
+           "active_units", "kl_per_dimension"]
 
 
 def _chunk_sizes(num_samples: int, sample_chunk: int) -> tuple[int, int, int]:
@@ -53,7 +54,8 @@ def _progress(iterable, total: int, enabled: bool, desc: str):
 _LL_FNS = CompileCache()
 
 
-def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int = 100):
+def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int = 100,
+                           conditional: bool = False):
     """Jitted chunked IWAE estimate of log p(x) for a batch with one key per example.
 
     For example i with key ``key_i`` the returned function computes
@@ -77,10 +79,13 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
       model: a VAE as in :func:`jaxvae.model_terms`.
       num_samples: k >= 1 importance samples per example.
       sample_chunk: samples drawn at once per example (>= 1).
+      conditional: the function takes a fourth argument, the conditions ``c: [B, ...]``,
+        and estimates log p(x|c) with q(z|x, c), p(z|c), p(x|z, c).
 
     Returns:
-      ``fn(params, x: [B, *event], keys: [B] (or raw [B, 2])) -> [B]`` log p(x) estimates in
-      nats (B is the batch the caller passes; each distinct B compiles once).
+      ``fn(params, x: [B, *event], keys: [B] (or raw [B, 2])[, c]) -> [B]`` log p(x)
+      (or log p(x|c)) estimates in nats (B is the batch the caller passes; each distinct B
+      compiles once).
 
     References:
       Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders, eq. (8).
@@ -88,15 +93,17 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
     num_samples = _checks.num_samples(num_samples)
     sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
     sizes = _chunk_sizes(num_samples, sample_chunk)
-    return _LL_FNS.get((model, num_samples, sizes[0]),
-                       lambda: _build_log_likelihood_fn(model, num_samples, *sizes))
+    return _LL_FNS.get((model, num_samples, sizes[0], bool(conditional)),
+                       lambda: _build_log_likelihood_fn(model, num_samples, *sizes,
+                                                        conditional=bool(conditional)))
 
 
 def _build_log_likelihood_fn(model, num_samples: int, chunk: int, num_full: int,
-                             remainder: int):
+                             remainder: int, conditional: bool):
 
-    def per_example(params, x, key):
-        q, prior, log_lik = terms.model_terms(model, params, x)
+    def per_example(params, x, key, *condition):
+        q, prior, log_lik = terms.model_terms(model, params, x,
+                                              condition=condition[0] if condition else None)
 
         def body(carry, _):
             j, lse = carry
@@ -112,12 +119,13 @@ def _build_log_likelihood_fn(model, num_samples: int, chunk: int, num_full: int,
             lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w))
         return lse - math.log(num_samples)
 
-    return jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0)))
+    in_axes = (None, 0, 0, 0) if conditional else (None, 0, 0)
+    return jax.jit(jax.vmap(per_example, in_axes=in_axes))
 
 
 def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
                    sample_chunk: int = 100, batch_size: int = 100,
-                   progress: bool = False) -> np.ndarray:
+                   progress: bool = False, condition=None) -> np.ndarray:
     """IWAE estimate of log p(x) per example, in nats (the test-NLL protocol, k = 5000).
 
     L_k(x) = log (1/k) sum_{j=1}^k p(x, z_j) / q(z_j|x),  z_j ~ q(z|x),
@@ -145,6 +153,8 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
       sample_chunk: samples drawn at once per example (>= 1; k need not be a multiple).
       batch_size: examples evaluated at once (>= 1).
       progress: show a tqdm progress bar over example batches.
+      condition: for a conditional model, the conditions ``c: [N, ...]`` (integer labels
+        ``[N]`` or code vectors ``[N, condition_dim]``); the estimate is then of log p(x|c).
 
     Returns:
       ``[N]`` numpy array of log-likelihood estimates in nats.
@@ -156,21 +166,50 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
     sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
     batch_size = _checks.integer(batch_size, "batch_size")
     _checks.batch(x, model.event_shape)
-    terms.check_data(model, params, x)
     x = np.asarray(x)
     n = x.shape[0]
+    extra = ()
+    if condition is not None:
+        condition = np.asarray(condition)
+        if condition.shape[:1] != (n,):
+            raise ValueError(f"condition must have one row per example, [{n}, ...], got "
+                             f"shape {condition.shape}")
+        extra = (condition,)
+    terms.check_data(model, params, x, condition)
     batch_size = min(batch_size, n)
-    fn = make_log_likelihood_fn(model, num_samples, sample_chunk=sample_chunk)
+    fn = make_log_likelihood_fn(model, num_samples, sample_chunk=sample_chunk,
+                                conditional=condition is not None)
     keys = jax.random.split(key, n)
     out = np.empty(n, dtype=np.float32)
     batches = _progress(_batches(n, batch_size), math.ceil(n / batch_size), progress,
                         f"log p(x), k={num_samples}")
     start = 0
     for idx, real in batches:
-        values = fn(params, jnp.asarray(x[idx]), keys[idx])
+        values = fn(params, jnp.asarray(x[idx]), keys[idx], *(jnp.asarray(c[idx]) for c in extra))
         out[start:start + real] = np.asarray(values)[:real]
         start += real
     return out
+
+
+def condition_log_likelihoods(model, params, x, key: Array, num_classes: int,
+                              num_samples: int = 5000, **kwargs) -> np.ndarray:
+    """log p(x|c) for every label c of a conditional model, in nats: ``[N, num_classes]``.
+
+    With a label prior p(c) these give the model's own marginal and class posterior:
+    log p(x) = logsumexp_c [log p(x|c) + log p(c)] and p(c|x) = p(x|c) p(c) / p(x). Each
+    entry is the IWAE estimate of :func:`log_likelihood` with the same ``key`` for every
+    label (common random numbers), so differences between labels carry less noise.
+
+    Args: ``model`` (a conditional model taking integer labels, e.g.
+      :func:`jaxvae.models.conditional_mlp`), ``params``, ``x: [N, *event]``, ``key``,
+      ``num_classes`` >= 1, ``num_samples`` (k); ``**kwargs`` as for :func:`log_likelihood`.
+    Returns: float32 ``[N, num_classes]`` numpy array.
+    """
+    num_classes = _checks.integer(num_classes, "num_classes", 1)
+    n = np.shape(x)[0]
+    return np.stack([log_likelihood(model, params, x, key, num_samples,
+                                    condition=np.full(n, c, np.int32), **kwargs)
+                     for c in range(num_classes)], axis=1)
 
 
 _STAT_FNS = CompileCache()

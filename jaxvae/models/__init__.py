@@ -2,6 +2,7 @@
 
 from jaxvae.models import bayesian
 from jaxvae.models.bayesian import BayesianDense, BayesianMLP, VariationalDropoutDense
+from jaxvae.models.conditional import PRIORS, ConditionalVAE, conditional_mlp
 from jaxvae.models.conv import ConvDecoder, ConvEncoder, conv_vae, depth_to_space, unpool
 from jaxvae.models.flow import MADE, FlowEncoder, NICEShift, flow_vae
 from jaxvae.models.hierarchical import GaussianChain, HierarchicalVAE, iwae_two_layer
@@ -15,6 +16,13 @@ from jaxvae.models.mlp import (
     iwae_mlp,
     kingma_welling_mlp,
     mean_logit_init,
+)
+from jaxvae.models.ppca import (
+    expected_joint_gradient,
+    ppca_em,
+    ppca_em_step,
+    ppca_log_likelihood,
+    ppca_maximum_likelihood,
 )
 
 __all__ = [
@@ -43,4 +51,12 @@ __all__ = [
     "conv_vae",
     "depth_to_space",
     "unpool",
+    "ConditionalVAE",
+    "conditional_mlp",
+    "PRIORS",
+    "ppca_log_likelihood",
+    "ppca_maximum_likelihood",
+    "ppca_em_step",
+    "ppca_em",
+    "expected_joint_gradient",
 ]
