@@ -1,6 +1,7 @@
 """jaxvae: a functional JAX library for variational autoencoders."""
 
 from jaxvae import (
+    autoencoders,
     checkpoints,
     config,
     data,
@@ -20,6 +21,7 @@ from jaxvae import (
     types,
     variance,
 )
+from jaxvae.autoencoders import make_autoencoder_loss, make_weighted_elbo_loss
 from jaxvae.config import Config, ConfigError
 from jaxvae.data import DataError, Dataset, binarize_dynamic, binarize_fixed, load
 from jaxvae.estimators import (
@@ -166,6 +168,7 @@ __all__ = [
     "WakeSleep",
     "active_units",
     "attribute_vector",
+    "autoencoders",
     "batched",
     "bayesian",
     "binarize_dynamic",
@@ -206,8 +209,10 @@ __all__ = [
     "log_mean_exp",
     "log_weights",
     "make_estimator",
+    "make_autoencoder_loss",
     "make_loss",
     "make_objective",
+    "make_weighted_elbo_loss",
     "make_train_step",
     "mean_logit_init",
     "merge_params",
