@@ -26,6 +26,7 @@ examples:
   python -m jaxvae train --model iwae-2layer --protocol iwae-paper --passes-scale 0.01
   python -m jaxvae train --model conv --decoder depth-to-space --epochs 5
   python -m jaxvae train --model conv --likelihood logistic --data fashion-mnist
+  python -m jaxvae train --model cvae --objective elbo -k 1   # p(x|label), Sohn et al.
   python -m jaxvae train --out runs/vae --resume   # continue an interrupted run
   python -m jaxvae eval runs/vae --k 5000          # test log-likelihood (IWAE bound, k=5000)
   python -m jaxvae sample runs/vae --num 100       # a grid of prior samples
@@ -75,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=_widths, default=None,
                    help="--model conv: channels per stride-2 level, e.g. 32,64 (default "
                         "32, 64, 128, 256 for as many levels as the image allows)")
+    t.add_argument("--num-classes", type=int, default=None,
+                   help="--model cvae: label classes 0..N-1 (default 10)")
     t.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli",
                    help="p(x|z); bernoulli trains on binarized images, gaussian/laplace/"
                         "learned-gaussian* on dequantized 8-bit images in [0, 1], logistic/"
@@ -137,7 +140,7 @@ def config_from_args(args) -> Config:
     return Config(
         model=args.model, latent_dim=args.latent_dim, hidden=args.hidden, flow=args.flow,
         num_flows=args.num_flows, weight_noise=args.weight_noise, decoder=args.decoder,
-        channels=args.channels, likelihood=args.likelihood,
+        channels=args.channels, num_classes=args.num_classes, likelihood=args.likelihood,
         likelihood_scale=args.likelihood_scale, objective=args.objective,
         estimator=args.estimator, k=args.num_samples, beta=args.beta,
         analytic_kl=args.analytic_kl, annealing=args.annealing,
@@ -209,19 +212,25 @@ def cmd_eval(args) -> dict:
     config, model, params, _ = restore_run(args.run_dir)
     _density_only(config, "eval")
     rundir.check_writable(os.path.dirname(os.path.abspath(output)))   # before the work
-    images = data.load(args.data or config.data, args.split,
-                       dtype=run_steps.data_dtype(config)).images
-    x, statement = run_steps.evaluation_images(config, images, args.seed)
+    dataset = data.load(args.data or config.data, args.split, dtype=run_steps.data_dtype(config))
+    x, statement = run_steps.evaluation_images(config, dataset.images, args.seed)
     x = x[:args.limit]
+    condition = None
+    if PRESETS[config.model].conditional:       # log p(x|c) at each image's own label
+        if dataset.labels is None:
+            raise UsageError(f"{config.model!r} is conditional on the label; "
+                             f"{dataset.name} has no labels")
+        condition = dataset.labels[:args.limit]
     start = time.time()
     key = jax.random.PRNGKey(args.seed)
     ll = evaluate.log_likelihood(model, params, x, key, num_samples=args.k,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, condition=condition)
     seconds = time.time() - start
     if not np.all(np.isfinite(ll)):
         raise NonFiniteResultError(f"{args.run_dir}: the IWAE bound is not finite for "
                                    f"{int(np.sum(~np.isfinite(ll)))} of {len(ll)} images")
-    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
+    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2),
+                                      condition=condition)
     results = {"split": args.split, "num_examples": int(x.shape[0]), "k": args.k,
                "log_likelihood": float(np.mean(ll)), "nll": float(-np.mean(ll)),
                "stderr": float(np.std(ll) / np.sqrt(len(ll))), "active_units": int(active),
@@ -245,7 +254,12 @@ def cmd_sample(args) -> str:
     config, model, params, _ = restore_run(args.run_dir)
     _density_only(config, "sample")
     out = args.out or os.path.join(args.run_dir, f"samples-seed{args.seed}.png")
-    plots.save_samples(model, params, jax.random.PRNGKey(args.seed), out, num=args.num)
+    if PRESETS[config.model].conditional:       # a row per label
+        plots.save_conditional_samples(model, params, jax.random.PRNGKey(args.seed), out,
+                                       model.condition_dim, per_condition=max(1, args.num //
+                                                                               model.condition_dim))
+    else:
+        plots.save_samples(model, params, jax.random.PRNGKey(args.seed), out, num=args.num)
     print(f"wrote {out}")
     return out
 

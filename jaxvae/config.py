@@ -51,10 +51,11 @@ class Config:
     Attributes:
       model: a preset name in :data:`jaxvae.PRESETS` (``iwae``, ``iwae-2layer``,
         ``kingma-welling``, ``nf``, ``bayesian-mlp``).
-      latent_dim, hidden, flow, num_flows, weight_noise, decoder, channels: preset options;
-        None means the preset's default, and setting one the preset does not read is an
-        error (``conv``: ``decoder`` in ``transposed``, ``depth-to-space``, ``unpool``;
-        ``channels`` per stride-2 level; ``hidden`` one dense width).
+      latent_dim, hidden, flow, num_flows, weight_noise, decoder, channels, num_classes:
+        preset options; None means the preset's default, and setting one the preset does
+        not read is an error (``conv``: ``decoder`` in ``transposed``, ``depth-to-space``,
+        ``unpool``; ``channels`` per stride-2 level; ``hidden`` one dense width; ``cvae``:
+        ``num_classes`` labels 0..num_classes-1, default 10).
       likelihood: p(x|z), a name in :data:`jaxvae.presets.LIKELIHOODS`, which also decides
         the data: ``bernoulli`` trains on dynamically binarized images; the continuous
         heads (``gaussian``, ``laplace``, ``learned-gaussian*``) on 8-bit images
@@ -86,6 +87,7 @@ class Config:
     weight_noise: str | None = None
     decoder: str | None = None
     channels: tuple[int, ...] | None = None
+    num_classes: int | None = None
     likelihood: str = "bernoulli"
     likelihood_scale: float | None = None
     objective: str = "iwae"
@@ -191,6 +193,7 @@ class Config:
                                   f"{', '.join(preset.options) or 'none'})", name)
         _optional_int(self, "latent_dim", 1)
         _optional_int(self, "num_flows", 0)
+        _optional_int(self, "num_classes", 1)
         if self.hidden is not None:
             if not isinstance(self.hidden, tuple) or not self.hidden or not all(
                     _is_int(h) and h >= 1 for h in self.hidden):

@@ -215,27 +215,34 @@ def condition_log_likelihoods(model, params, x, key: Array, num_classes: int,
 _STAT_FNS = CompileCache()
 
 
-def _posterior_stat_fn(model, stat):
-    """Jitted ``fn(params, x: [B, *event], keys: [B]) -> [B, ...]`` applying
+def _posterior_stat_fn(model, stat, conditional: bool):
+    """Jitted ``fn(params, x: [B, *event], keys: [B][, c: [B, ...]]) -> [B, ...]`` applying
     ``stat(q, prior, key)``, built once per (model, stat) when the model is hashable."""
 
     def build():
-        def per_example(params, x, key):
-            q, prior, _ = terms.model_terms(model, params, x)
+        def per_example(params, x, key, *condition):
+            q, prior, _ = terms.model_terms(model, params, x,
+                                            condition=condition[0] if condition else None)
             return stat(q, prior, key)
-        return jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0)))
+        return jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0) + (0,) * conditional))
 
-    return _STAT_FNS.get((model, stat), build)
+    return _STAT_FNS.get((model, stat, conditional), build)
 
 
-def _map_batches(fn, params, x, batch_size: int, key) -> np.ndarray:
+def _map_batches(stat, model, params, x, batch_size: int, key, condition=None) -> np.ndarray:
     batch_size = _checks.integer(batch_size, "batch_size")
     n = x.shape[0]
     batch_size = min(batch_size, n)
+    extra = () if condition is None else (np.asarray(condition),)
+    if extra and extra[0].shape[:1] != (n,):
+        raise ValueError(f"condition must have one row per example, [{n}, ...], got shape "
+                         f"{extra[0].shape}")
+    fn = _posterior_stat_fn(model, stat, bool(extra))
     # without a key the statistic is deterministic (closed-form means, KLs); the keys passed
     # then are placeholders that no statistic reads
     keys = jax.random.split(jax.random.key(0) if key is None else key, n)
-    parts = [np.asarray(fn(params, jnp.asarray(x[idx]), keys[idx]))[:real]
+    parts = [np.asarray(fn(params, jnp.asarray(x[idx]), keys[idx],
+                           *(jnp.asarray(c[idx]) for c in extra)))[:real]
              for idx, real in _batches(n, batch_size)]
     return np.concatenate(parts, axis=0)
 
@@ -253,7 +260,7 @@ def _closed_form_mean(q, prior, key):
 
 
 def active_units(model, params, x, threshold: float = 0.01, batch_size: int = 500,
-                 key: Array | None = None) -> tuple[int, np.ndarray]:
+                 key: Array | None = None, condition=None) -> tuple[int, np.ndarray]:
     """Number of active latent units.
 
     Unit u is active if  A_u = Var_x( E_{q(z|x)}[z_u] ) > threshold  (0.01 in the paper),
@@ -269,6 +276,7 @@ def active_units(model, params, x, threshold: float = 0.01, batch_size: int = 50
       threshold: activity threshold, >= 0.
       batch_size: examples per jitted call.
       key: PRNG key for Monte Carlo posterior means; None for closed-form means only.
+      condition: ``[N, ...]`` conditions of a conditional model (q(z|x, c)), or None.
 
     Returns:
       ``(num_active, variances)``: an int and a ``[latent_dim]`` float64 numpy array of A_u.
@@ -281,7 +289,7 @@ def active_units(model, params, x, threshold: float = 0.01, batch_size: int = 50
     _checks.batch(x, model.event_shape)
     x = np.asarray(x)
     stat = _closed_form_mean if key is None else _posterior_mean
-    means = _map_batches(_posterior_stat_fn(model, stat), params, x, batch_size, key)
+    means = _map_batches(stat, model, params, x, batch_size, key, condition)
     if means.ndim != 2:
         raise ValueError(f"active_units needs a vector latent z: [latent_dim], got posterior "
                          f"means of shape {means.shape[1:]}")
@@ -304,7 +312,7 @@ def _kl_per_dim(q, prior, key):
     return 0.5 * (var_ratio + mean_term - 1.0 - jnp.log(var_ratio))
 
 
-def kl_per_dimension(model, params, x, batch_size: int = 500) -> np.ndarray:
+def kl_per_dimension(model, params, x, batch_size: int = 500, condition=None) -> np.ndarray:
     """Average analytic KL of each latent unit: KL_u = mean_x KL(q(z_u|x) || p(z_u)).
 
     KL(q(z_u|x) || p(z_u)) = log(s_p/s_q) + (s_q^2 + (m_q - m_p)^2) / (2 s_p^2) - 1/2
@@ -319,6 +327,7 @@ def kl_per_dimension(model, params, x, batch_size: int = 500) -> np.ndarray:
       params: its parameters.
       x: ``[N, *model.event_shape]``.
       batch_size: examples per jitted call.
+      condition: ``[N, ...]`` conditions of a conditional model, or None.
 
     Returns:
       ``[latent_dim]`` float64 numpy array, nats.
@@ -328,5 +337,5 @@ def kl_per_dimension(model, params, x, batch_size: int = 500) -> np.ndarray:
     """
     _checks.batch(x, model.event_shape)
     x = np.asarray(x)
-    kl = _map_batches(_posterior_stat_fn(model, _kl_per_dim), params, x, batch_size, None)
+    kl = _map_batches(_kl_per_dim, model, params, x, batch_size, None, condition)
     return np.mean(kl.astype(np.float64), axis=0)

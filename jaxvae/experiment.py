@@ -71,8 +71,17 @@ def _check_data(config: Config, preset, train, test) -> None:
     if train.images.shape[1:] != test.images.shape[1:]:
         raise ConfigError(f"training images have shape {train.images.shape[1:]} but "
                           f"{config.eval_split} images {test.images.shape[1:]}")
-    if preset.task == "classification" and (train.labels is None or test.labels is None):
+    needs_labels = preset.task == "classification" or preset.conditional
+    if needs_labels and (train.labels is None or test.labels is None):
         raise ConfigError(f"model {config.model!r} needs labels; {config.data} has none")
+    if preset.conditional:
+        classes = presets.num_classes(config)
+        for part in (train, test):
+            if part.labels.size and not 0 <= part.labels.min() <= part.labels.max() < classes:
+                raise ConfigError(f"model {config.model!r} models {classes} classes (labels "
+                                  f"0..{classes - 1}); {config.data} has labels "
+                                  f"{part.labels.min()}..{part.labels.max()}: set num_classes",
+                                  "num_classes")
     if preset.task == "density":
         try:        # e.g. an image shape the conv decoder cannot produce
             preset.build(config, train.images.shape[1:], None)

@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxvae import latent, rundir
+from jaxvae import latent, rundir, terms
 
 __all__ = ["image_grid", "save_grid", "save_samples", "save_reconstructions",
-           "save_interpolation"]
+           "save_interpolation", "save_conditional_samples"]
 
 
 def as_images(images, name: str = "images") -> np.ndarray:
@@ -131,6 +133,25 @@ def save_samples(model, params, key, path, num: int = 64, ncols: int | None = No
     """
     images = latent.display_units(model, latent.sample_prior(model, params, key, num))
     return save_grid(images, path, ncols)
+
+
+def save_conditional_samples(model, params, key, path, num_conditions: int,
+                             per_condition: int = 8) -> str:
+    """PNG grid of a conditional model's samples: row c holds decoder means at z ~ p(z|c)
+    for the integer label c (the same z draws in every row when the prior ignores c).
+
+    Args: ``model`` (a conditional model taking integer labels, e.g.
+      :func:`jaxvae.models.conditional_mlp`), ``params``, ``key``, ``path``,
+      ``num_conditions`` >= 1 labels 0..num_conditions-1, ``per_condition`` >= 1 columns.
+    Returns: ``path`` as a string.
+    """
+    labels = np.repeat(np.arange(num_conditions, dtype=np.int32), per_condition)
+    keys = jax.random.split(key, per_condition)
+    z = jnp.concatenate([
+        jax.vmap(lambda k: terms.bind(model, params, condition=c).prior().sample(seed=k))(keys)
+        for c in range(num_conditions)])
+    images = latent.decode(model, params, z, condition=labels)
+    return save_grid(latent.display_units(model, images), path, ncols=per_condition)
 
 
 def save_reconstructions(model, params, x, path, num: int = 32, ncols: int = 8,

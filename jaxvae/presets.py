@@ -16,11 +16,13 @@ from jaxvae.models.conv import DECODERS
 
 __all__ = ["Preset", "PRESETS", "register_preset", "get_preset", "OPTION_FIELDS",
            "WEIGHT_NOISE", "DECODERS", "LIKELIHOODS", "SCALED_LIKELIHOODS", "make_head",
-           "data_kind"]
+           "data_kind", "num_classes", "DEFAULT_CLASSES"]
 
 #: the Config fields that are preset options (None = the preset's default)
 OPTION_FIELDS = ("latent_dim", "hidden", "flow", "num_flows", "weight_noise", "decoder",
-                 "channels")
+                 "channels", "num_classes")
+#: the ``cvae`` preset's number of label classes when ``Config.num_classes`` is None
+DEFAULT_CLASSES = 10
 #: weight-noise estimators of the ``bayesian-mlp`` preset
 WEIGHT_NOISE = ("local", "shared", "separate")
 
@@ -74,6 +76,8 @@ class Preset:
       description: one line for ``--help``.
       options: the :data:`OPTION_FIELDS` it reads.
       task: ``"density"`` or ``"classification"``.
+      conditional: a density model of x given the label, p(x|c) (trained and evaluated on
+        ``(images, labels)``; its condition is the integer label).
     """
 
     name: str
@@ -81,6 +85,7 @@ class Preset:
     description: str
     options: tuple[str, ...] = ()
     task: str = "density"
+    conditional: bool = False
 
 
 PRESETS: dict[str, Preset] = {}
@@ -168,6 +173,18 @@ def _conv(config, event_shape, data_mean):
     return conv.conv_vae(**kwargs)
 
 
+def num_classes(config) -> int:
+    """The number of label classes a conditional preset models (``Config.num_classes``)."""
+    return DEFAULT_CLASSES if config.num_classes is None else config.num_classes
+
+
+def _cvae(config, event_shape, data_mean):
+    from jaxvae.models import conditional
+
+    kwargs = _options(config, event_shape, data_mean, ("latent_dim", "hidden"))
+    return conditional.conditional_mlp(condition_dim=num_classes(config), **kwargs)
+
+
 def _bayesian(config, event_shape, data_mean):
     from jaxvae.models import bayesian
 
@@ -187,6 +204,10 @@ register_preset(Preset("nf", _flow, "784-400-40 with num_flows steps of flow in 
 register_preset(Preset("conv", _conv, "strided-conv encoder, decoder by transposed conv, "
                        "depth-to-space or unpool+conv; any HxWxC image", ("latent_dim", "hidden",
                                                                          "decoder", "channels")))
+register_preset(Preset("cvae", _cvae, "conditional VAE, the kingma-welling MLP (500 tanh, 20 "
+                       "latents) with the one-hot label in q(z|x,c) and p(x|z,c) (Sohn et al., "
+                       "2015)",
+                       ("latent_dim", "hidden", "num_classes"), conditional=True))
 register_preset(Preset("bayesian-mlp", _bayesian, "variational-dropout classifier "
                        "(Kingma, Salimans & Welling, 2015)", ("hidden", "weight_noise"),
                        task="classification"))

@@ -103,17 +103,21 @@ def _finite(metrics: dict, where: str) -> dict:
     return metrics
 
 
-def density_metrics(model, params, x, key, eval_k: int, progress: bool):
+def density_metrics(model, params, x, key, eval_k: int, progress: bool, condition=None):
     """Test ELBO (k=1), IWAE bound (``eval_k``), NLL and its standard error, active units.
 
-    Args: ``x: [M, *event]`` binary test images; ``key``; ``eval_k`` >= 1.
+    Args: ``x: [M, *event]`` binary test images; ``key``; ``eval_k`` >= 1; ``condition``
+      ``[M]`` labels of a conditional model (the bounds are then on log p(x|c)), or None.
     Returns: ``(metrics, variances)``: a dict of floats and ints (nats per image) and the
       ``[latent_dim]`` variances of the posterior means behind ``active_units``.
     """
     k1, k2 = jax.random.split(key)
-    elbo = evaluate.log_likelihood(model, params, x, k1, num_samples=1, progress=False)
-    iwae = evaluate.log_likelihood(model, params, x, k2, num_samples=eval_k, progress=progress)
-    active, variances = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2))
+    elbo = evaluate.log_likelihood(model, params, x, k1, num_samples=1, progress=False,
+                                   condition=condition)
+    iwae = evaluate.log_likelihood(model, params, x, k2, num_samples=eval_k, progress=progress,
+                                   condition=condition)
+    active, variances = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2),
+                                              condition=condition)
     return {"test_elbo": float(np.mean(elbo)), f"test_iwae_k{eval_k}": float(np.mean(iwae)),
             "nll": float(-np.mean(iwae)), "nll_stderr": float(np.std(iwae) / np.sqrt(len(iwae))),
             "eval_k": eval_k, "active_units": int(active), "num_test": int(x.shape[0])}, \
@@ -175,15 +179,17 @@ def classification_error(model, params, x, y, batch_size: int = 1000) -> float:
     return wrong / len(x)
 
 
-def _density_parts(config, model, test_x, key_eval):
+def _density_parts(config, model, test_x, key_eval, test_y=None):
     options = {}
     if config.objective == "elbo" and config.estimator is None:
         options = {"beta": beta_schedule(config), "analytic_kl": config.analytic_kl}
     loss_fn = losses.make_loss(model, config.objective, config.k, estimator=config.estimator,
                                **options)
-    valid_x = jnp.asarray(test_x[:1000])
+    valid = jnp.asarray(test_x[:1000])
+    if test_y is not None:                      # a conditional model: batches are (x, c)
+        valid = (valid, jnp.asarray(test_y[:1000]))
     elbo_fn = jax.jit(losses.make_objective(model, "elbo", 1))
-    eval_fn = lambda s: {"eval_elbo": jnp.mean(elbo_fn(s.params, valid_x, key_eval))}
+    eval_fn = lambda s: {"eval_elbo": jnp.mean(elbo_fn(s.params, valid, key_eval))}
     return loss_fn, eval_fn
 
 
@@ -202,10 +208,13 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
         train_data, preprocess, eval_fn, mesh = (x, train_set.labels), None, None, None
     else:
         test_x, statement = evaluation_images(config, test_set.images, config.seed)
+        test_y = test_set.labels if preset.conditional else None
         if config.eval_limit:
             test_x = test_x[:config.eval_limit]
-        loss_fn, eval_fn = _density_parts(config, model, test_x, key_eval)
-        train_data, preprocess = x, train_preprocess(config)
+            test_y = None if test_y is None else test_y[:config.eval_limit]
+        loss_fn, eval_fn = _density_parts(config, model, test_x, key_eval, test_y)
+        train_data = (x, train_set.labels) if preset.conditional else x
+        preprocess = train_preprocess(config)
         mesh = train.data_mesh() if jax.device_count() > 1 and \
             batch_size % jax.device_count() == 0 else None
     step = train.make_train_step(loss_fn, tx, preprocess=preprocess, mesh=mesh)
@@ -228,17 +237,21 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
                                                       test_set.labels)}
     else:
         metrics, variances = density_metrics(model, state.params, test_x, key_eval,
-                                             config.eval_k, progress)
+                                             config.eval_k, progress, test_y)
         metrics.update(data_metrics(config, x.shape[1:], metrics["nll"]), test_data=statement)
     metrics = _finite({**metrics, **timing, "eval_seconds": round(time.time() - start, 1)},
                       where)
     if pictures and workdir and preset.task == "density":
-        _pictures(model, state.params, test_x, config.seed, workdir)
+        _pictures(model, state.params, test_x, config.seed, workdir, test_y)
     return Results(config, metrics, model, state.params, workdir, variances)
 
 
-def _pictures(model, params, test_x, seed: int, workdir: str) -> None:
+def _pictures(model, params, test_x, seed: int, workdir: str, test_y=None) -> None:
     pkey = jax.random.PRNGKey(seed + 1)
+    if test_y is not None:                      # a conditional model: one row per label
+        plots.save_conditional_samples(model, params, pkey, os.path.join(workdir, "samples.png"),
+                                       model.condition_dim)
+        return
     plots.save_samples(model, params, pkey, os.path.join(workdir, "samples.png"))
     plots.save_reconstructions(model, params, test_x[:32],
                                os.path.join(workdir, "reconstructions.png"),

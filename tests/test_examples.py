@@ -13,7 +13,8 @@ import re
 import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py", "blurry.py"}
+TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py", "blurry.py",
+          "em_vs_vae.py"}
 
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")

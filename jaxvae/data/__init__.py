@@ -11,7 +11,10 @@
   (a seeded draw for evaluation sets); :func:`dynamic_binarization` binarizes the images
   of a batch ``x``, ``(x, y)`` or ``{"x": ...}`` as a train step's ``preprocess``;
 * :func:`batches` / :func:`num_batches`: one epoch of shuffled minibatches, reproducible
-  from ``(seed, epoch)``, of an array or a pytree of arrays (images and labels).
+  from ``(seed, epoch)``, of an array or a pytree of arrays (images and labels);
+* :func:`mnist_views` / :func:`tfds_views` / :func:`make_views`: identities x viewpoints
+  (:class:`Views`) for conditional generators, with :func:`rotate_scale`,
+  :func:`view_pairs` and :func:`views_condition` (:mod:`.views`).
 """
 
 from jaxvae.data.batching import batches, num_batches
@@ -26,13 +29,27 @@ from jaxvae.data.registry import (
     load,
     read_idx,
 )
+from jaxvae.data.views import (
+    DEFAULT_ANGLES,
+    DEFAULT_SCALES,
+    Views,
+    make_views,
+    mnist_views,
+    rotate_scale,
+    tfds_views,
+    view_pairs,
+    views_condition,
+)
 
 __all__ = [
+    "DEFAULT_ANGLES",
+    "DEFAULT_SCALES",
     "DTYPES",
     "DataError",
     "Dataset",
     "MissingDependencyError",
     "SPLITS",
+    "Views",
     "batches",
     "binarize_dynamic",
     "binarize_fixed",
@@ -41,6 +58,12 @@ __all__ = [
     "dynamic_dequantization",
     "dynamic_binarization",
     "load",
+    "make_views",
+    "mnist_views",
     "num_batches",
     "read_idx",
+    "rotate_scale",
+    "tfds_views",
+    "view_pairs",
+    "views_condition",
 ]

@@ -141,11 +141,13 @@ class ConditionalVAE(nn.Module):
 
 
 def conditional_mlp(event_shape=(28, 28), condition_dim: int = 10, latent_dim: int = 20,
-                    hidden: Sequence[int] = (400,), head=likelihoods.Bernoulli(),
-                    activation: str = "relu", prior: str = "standard",
+                    hidden: Sequence[int] = (500,), head=likelihoods.Bernoulli(),
+                    activation: str = "tanh", prior: str = "standard",
                     output_bias_init=nn.initializers.zeros) -> ConditionalVAE:
     """An MLP conditional VAE (Sohn et al., 2015): x and c concatenated into the encoder,
-    z and c into the decoder.
+    z and c into the decoder. The defaults are the AEVB paper's MNIST network
+    (:func:`jaxvae.kingma_welling_mlp`: 500 tanh units, 20 latents) plus the condition, so
+    that the two compare at equal size.
 
     Args: ``event_shape`` of x; ``condition_dim`` (number of classes, or the length of a
       code vector); ``latent_dim``; ``hidden`` encoder widths (mirrored in the decoder);
