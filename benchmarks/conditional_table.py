@@ -107,7 +107,13 @@ def markdown(records, args) -> str:
             f"{lab['own_label']:.2f} at the true label (same k): a difference of "
             f"{lab['own_label'] - lab['marginal']:.2f} = log 10 - cross-entropy "
             f"({lab['cross_entropy']:.3f} nats).",
-            f"- As a classifier, argmax_c p(x|c): accuracy {100 * lab['accuracy']:.1f} %.", ""]
+            f"- As a classifier, argmax_c p(x|c): accuracy {100 * lab['accuracy']:.1f} %.",
+            f"- The two-model difference splits into the label's information within the "
+            f"conditional model ({lab['own_label'] - lab['marginal']:.2f}, at most log 10) + "
+            f"how much better its own marginal fits than the unconditional model "
+            f"({lab['marginal'] - u['log_p']:.2f}) + the estimates' k ({c['log_p']:.2f} at "
+            f"k={args.eval_k} vs {lab['own_label']:.2f} at k={lab['class_k']}: "
+            f"{c['log_p'] - lab['own_label']:.2f}).", ""]
     n_test = records[0]["num_test"] if records else 0
     lines += [f"Budget (both rows): {args.steps} Adam steps at lr {args.lr}, batch "
               f"{args.batch_size}, ELBO (k=1), seed {args.seed}, data {args.data} [train]. "

@@ -142,3 +142,21 @@ def test_flow_posterior_model(npz, capsys, tmp_path):
     assert (config["flow"], config["num_flows"]) == ("radial", 2)
     code, text, err = run(capsys, "eval", out, "--k", "4", "--limit", "5", "--no-progress")
     assert code == 0, err
+
+
+def test_conditional_model_trains_evaluates_and_samples_per_label(capsys, tmp_path):
+    out = str(tmp_path / "cvae")
+    code, _, err = run(capsys, "train", "--model", "cvae", "--hidden", "16", "--latent-dim", "2",
+                       "--objective", "elbo", "-k", "1", "--steps", "3", "--batch-size", "20",
+                       "--eval-k", "4", "--eval-limit", "30", "--out", out, "--no-progress")
+    assert code == 0, err
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert results["num_test"] == 30 and -800 < results["test_iwae_k4"] < 0
+    code, text, _ = run(capsys, "eval", out, "--k", "4", "--limit", "30", "--no-progress")
+    assert code == 0 and "test NLL" in text
+    code, _, _ = run(capsys, "sample", out, "--num", "20", "--out", str(tmp_path / "s.png"))
+    width, height = Image.open(tmp_path / "s.png").size
+    assert code == 0 and width == 2 * 28 + 1 and height == 10 * 28 + 9   # a row per label
+    code, _, err = run(capsys, "train", "--model", "cvae", "--num-classes", "3", "--steps", "1",
+                       "--out", str(tmp_path / "bad"), "--no-progress")
+    assert code == 2 and "num_classes" in err and "0..9" in err
