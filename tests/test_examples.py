@@ -6,6 +6,7 @@ without a test here fails ``test_every_example_is_tested``.
 """
 
 import importlib.util
+import json
 import math
 import os
 import re
@@ -14,7 +15,7 @@ import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py", "blurry.py",
-          "em_vs_vae.py"}
+          "em_vs_vae.py", "chairs.py", "latent_2d.py", "ae_vs_vae.py", "latent_lab.py"}
 
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
@@ -98,3 +99,19 @@ def test_blurry_quick(capsys, tmp_path):
     assert set(rows) == {"samples", "reconstructions", "test data"}, out
     # the data's own sharpness is positive; a VAE's decoder means are blurrier than it
     assert rows["test data"][1] > 0 and rows["reconstructions"][1] < rows["test data"][1]
+
+
+def test_chairs_quick(capsys, tmp_path):
+    results = load("chairs").main(["--quick", "--no-progress", "--out", str(tmp_path),
+                                   "--identities", "20", "--json", str(tmp_path / "c.json")])
+    out = capsys.readouterr().out
+    assert "20 identities x 18 viewpoints" in out and results["held_out"] == 40
+    for name in ("chairs_transfer.png", "chairs_interpolation.png", "chairs_arithmetic.png"):
+        assert (tmp_path / name).exists(), name
+    errors = results["errors"]
+    assert set(errors) == {"render", "reconstruction", "copy canonical view",
+                           "copy nearest seen view"}
+    assert all(0 < v < 1 for row in errors.values() for v in row.values())
+    # a copy of the same pair is excluded: the nearest seen view is another viewpoint
+    assert errors["copy nearest seen view"]["seen"] > 0.01
+    assert len(results["arithmetic"]) == 4 and json.load(open(tmp_path / "c.json"))["steps"] == 40
