@@ -163,7 +163,8 @@ def interpolation_rows(model, params, views, canonical, steps: int = 10):
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     view = views.viewpoints[canonical]
     rows, labels = [], []
-    for a, b in [(0, 1), (2, 7 % num), (3, 5 % num)]:
+    pairs = sorted({(a % num, b % num) for a, b in [(0, 1), (2, 7), (3, 5)] if a % num != b % num})
+    for a, b in pairs:
         code = (1 - t) * eye[a] + t * eye[b]
         rows.append(render(model, params, np.concatenate([code, np.tile(view, (steps, 1))], 1)))
         labels.append(f"id {a}->{b}")
@@ -229,9 +230,13 @@ def main(argv=None):
     print("\n".join(lines))
     os.makedirs(args.out, exist_ok=True)
     show_ids = [i for i in range(num) if views.held_out[i].any()][:4]
-    rows = np.stack([a for i in show_ids for a in (views.images[i], rendered[i])])
-    frames = np.stack([views.held_out[i] for i in show_ids for _ in range(2)])
-    titles = [f"{a:+.0f}°, x{s:.1f}" for a, s in zip(views.angles, views.scales)]
+    cols = np.arange(nv)
+    if nv > 18:       # e.g. smallnorb's 162: the shown identities' held-out views + a spread
+        spread = np.linspace(0, nv - 1, 18 - int(views.held_out[show_ids].any(0).sum()))
+        cols = np.union1d(np.flatnonzero(views.held_out[show_ids].any(0)), spread.astype(int))
+    rows = np.stack([a[cols] for i in show_ids for a in (views.images[i], rendered[i])])
+    frames = np.stack([views.held_out[i, cols] for i in show_ids for _ in range(2)])
+    titles = [f"{a:+.0f}°, x{s:.1f}" for a, s in zip(views.angles[cols], views.scales[cols])]
     labels = [f"{kind} {i}" for i in show_ids for kind in ("truth", "render")]
     show_grid(rows, os.path.join(args.out, "chairs_transfer.png"), titles, frames, labels)
     interp, interp_labels = interpolation_rows(model, params, views, canonical)

@@ -11,6 +11,7 @@ import math
 import os
 import re
 
+import numpy as np
 import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -115,3 +116,26 @@ def test_chairs_quick(capsys, tmp_path):
     # a copy of the same pair is excluded: the nearest seen view is another viewpoint
     assert errors["copy nearest seen view"]["seen"] > 0.01
     assert len(results["arithmetic"]) == 4 and json.load(open(tmp_path / "c.json"))["steps"] == 40
+
+
+def test_chairs_runs_on_smallnorb_under_mock_data(capsys, tmp_path):
+    """The same example on TFDS smallnorb (for users with a network), 3 instances x the
+    full azimuth x elevation grid at one lighting, from mock data."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    rng = np.random.default_rng(0)
+    examples = [{"image": rng.integers(0, 256, (96, 96, 1), dtype=np.uint8),
+                 "image2": np.zeros((96, 96, 1), np.uint8), "label_category": category,
+                 "instance": 4, "label_azimuth": azimuth, "label_elevation": elevation,
+                 "label_lighting": 0}
+                for category in range(3) for azimuth in range(18) for elevation in range(9)]
+
+    def as_data_source(self, split, decoders=None, deserialize_method=None):
+        return examples
+
+    with tfds.testing.mock_data(as_data_source_fn=as_data_source):
+        results = load("chairs").main(["--quick", "--no-progress", "--data", "tfds:smallnorb",
+                                       "--identities", "3", "--out", str(tmp_path)])
+    assert "3 identities x 162 viewpoints from tfds:smallnorb; 6 pairs held out" in \
+        capsys.readouterr().out
+    assert (tmp_path / "chairs_transfer.png").exists()
+    assert all(np.isfinite(v) for row in results["errors"].values() for v in row.values())
