@@ -167,7 +167,9 @@ def save_samples_figure(sets: dict, path: str, title: str) -> str:
         show(axes[MODELS.index(model), column], s["images"][:32], 8,
              f"{model}, z ~ {source}: NN ratio {s['ratio']:.2f}, sharpness "
              f"{s['sharpness']:.2f}")
-    fig.suptitle(title, fontsize=10)
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title, 130), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -186,7 +188,9 @@ def save_paths_figure(paths: dict, pair_labels, path: str, title: str) -> str:
              f"test pair {p + 1}: digit {pair_labels[p][0]} -> {pair_labels[p][1]}")
         height = rows.shape[1] + 1
         ax.set_yticks([height * (i + 0.5) for i in range(len(MODELS))], MODELS, fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title, 130), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
