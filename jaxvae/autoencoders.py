@@ -15,8 +15,8 @@ triptych: (a, b) = (1, 0) reconstruction only, (0, 1) KL only (every q(z|x) beco
 prior), (1, 1) both, the ELBO itself; (1, beta) is the beta-VAE.
 
 Denoising corruption (Vincent et al., 2008): ``"mask"`` zeroes each input value with
-probability ``level``; ``"gaussian"`` adds N(0, level^2) noise and clips to [0, 1]. The
-target is always the clean x.
+probability ``level`` (any data); ``"gaussian"`` adds N(0, level^2) noise and clips to
+[0, 1] (data in [0, 1] only). The target is always the clean x.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def make_autoencoder_loss(model, corruption: str | None = None, level: float = 0
         corrupt(jax.random.PRNGKey(0), jnp.zeros(1), corruption, level)   # checks the settings
 
     def per_example(params, x, key, *condition):
+        if corruption == "gaussian" and jnp.issubdtype(x.dtype, jnp.integer):
+            raise ValueError("gaussian corruption is for data in [0, 1]; integer (8-bit) data "
+                             "take corruption='mask'")
         m = terms.bind(model, params, condition=condition[0] if condition else None)
         x_in = x if corruption is None else corrupt(key, x, corruption, level).astype(x.dtype)
         return m.likelihood(code(m.posterior(x_in))).log_prob(x)

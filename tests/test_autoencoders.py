@@ -88,3 +88,13 @@ def test_a_condition_is_passed_on():
     a = loss(params, (x, jnp.array([0, 0])), KEY)[0]
     b = loss(params, (x, jnp.array([1, 2])), KEY)[0]
     assert np.isfinite(a) and not np.isclose(a, b)
+
+
+def test_gaussian_corruption_refuses_8bit_levels():
+    model = jaxvae.iwae_mlp(event_shape=(3, 3), latent_dim=2, hidden=(8,),
+                            head=jaxvae.likelihoods.DiscretizedLogistic())
+    params = model.init_params(KEY)
+    x = jnp.full((2, 3, 3), 128, jnp.uint8)
+    assert np.isfinite(autoencoders.make_autoencoder_loss(model, "mask", 0.5)(params, x, KEY)[0])
+    with pytest.raises(ValueError, match="integer"):
+        autoencoders.make_autoencoder_loss(model, "gaussian", 0.1)(params, x, KEY)
