@@ -14,7 +14,10 @@
   from ``(seed, epoch)``, of an array or a pytree of arrays (images and labels);
 * :func:`mnist_views` / :func:`tfds_views` / :func:`make_views`: identities x viewpoints
   (:class:`Views`) for conditional generators, with :func:`rotate_scale`,
-  :func:`view_pairs` and :func:`views_condition` (:mod:`.views`).
+  :func:`view_pairs` and :func:`views_condition` (:mod:`.views`);
+* :func:`load_text` (``"wordnet"``, ``"text:PATH"``; splits ``train``, ``valid``, ``test``,
+  ``all``) returns :class:`TextData` sentences; :func:`tokenize`, :class:`Vocabulary` and
+  :func:`encode_batch` turn them into padded ``int32`` id rows (:mod:`.text`).
 """
 
 from jaxvae.data.batching import batches, num_batches
@@ -29,6 +32,7 @@ from jaxvae.data.registry import (
     load,
     read_idx,
 )
+from jaxvae.data.text import TextData, Vocabulary, encode_batch, load_text, tokenize
 from jaxvae.data.views import (
     DEFAULT_ANGLES,
     DEFAULT_SCALES,
@@ -49,7 +53,9 @@ __all__ = [
     "Dataset",
     "MissingDependencyError",
     "SPLITS",
+    "TextData",
     "Views",
+    "Vocabulary",
     "batches",
     "binarize_dynamic",
     "binarize_fixed",
@@ -57,13 +63,16 @@ __all__ = [
     "dequantize_fixed",
     "dynamic_dequantization",
     "dynamic_binarization",
+    "encode_batch",
     "load",
+    "load_text",
     "make_views",
     "mnist_views",
     "num_batches",
     "read_idx",
     "rotate_scale",
     "tfds_views",
+    "tokenize",
     "view_pairs",
     "views_condition",
 ]
