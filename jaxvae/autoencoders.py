@@ -85,11 +85,7 @@ def make_autoencoder_loss(model, corruption: str | None = None, level: float = 0
         return m.likelihood(code(m.posterior(x_in))).log_prob(x)
 
     def loss(params, batch, key):
-        x, condition = terms.batch_parts(batch)
-        terms.check_batch(x, model.event_shape)
-        terms.check_data(model, params, x, condition)
-        extra = () if condition is None else (condition,)
-        rec = jnp.mean(terms.map_batch(per_example, params, x, key, *extra))
+        rec = jnp.mean(terms.map_examples(model, per_example, params, batch, key))
         return -rec, {"reconstruction": rec}
 
     return loss
@@ -121,11 +117,7 @@ def make_weighted_elbo_loss(model, reconstruction_weight: float = 1.0,
         return jnp.mean(t.log_likelihood), kl
 
     def loss(params, batch, key):
-        x, condition = terms.batch_parts(batch)
-        terms.check_batch(x, model.event_shape)
-        terms.check_data(model, params, x, condition)
-        extra = () if condition is None else (condition,)
-        rec, kl = terms.map_batch(per_example, params, x, key, *extra)
+        rec, kl = terms.map_examples(model, per_example, params, batch, key)
         rec, kl = jnp.mean(rec), jnp.mean(kl)
         value = -(reconstruction_weight * rec - kl_weight * kl)
         return value, {"reconstruction": rec, "kl": kl, "elbo": rec - kl}

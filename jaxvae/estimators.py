@@ -286,11 +286,8 @@ def make_estimator(model, estimator: str | Estimator, num_samples: int = 1, **op
 
     def surrogate(groups: ParamGroups, batch, key: PRNGKey) -> Array:
         terms.check_groups(groups)
-        x, condition = terms.batch_parts(batch)
-        terms.check_batch(x, model.event_shape)
-        terms.check_data(model, terms.merge_params(groups), x, condition)
-        extra = () if condition is None else (condition,)
-        return terms.map_batch(per_example, groups, x, key, *extra)
+        return terms.map_examples(model, per_example, groups, batch, key,
+                                  data_params=terms.merge_params(groups))
 
     surrogate.estimator = est
     return surrogate

@@ -51,6 +51,17 @@ def _progress(iterable, total: int, enabled: bool, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="batch")
 
 
+def _condition_rows(condition, n: int) -> tuple:
+    """``()`` without a condition, else ``(condition,)`` as numpy with one row per example."""
+    if condition is None:
+        return ()
+    condition = np.asarray(condition)
+    if condition.shape[:1] != (n,):
+        raise ValueError(f"condition must have one row per example, [{n}, ...], got shape "
+                         f"{condition.shape}")
+    return (condition,)
+
+
 _LL_FNS = CompileCache()
 
 
@@ -168,13 +179,7 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
     _checks.batch(x, model.event_shape)
     x = np.asarray(x)
     n = x.shape[0]
-    extra = ()
-    if condition is not None:
-        condition = np.asarray(condition)
-        if condition.shape[:1] != (n,):
-            raise ValueError(f"condition must have one row per example, [{n}, ...], got "
-                             f"shape {condition.shape}")
-        extra = (condition,)
+    extra = _condition_rows(condition, n)
     terms.check_data(model, params, x, condition)
     batch_size = min(batch_size, n)
     fn = make_log_likelihood_fn(model, num_samples, sample_chunk=sample_chunk,
@@ -233,10 +238,7 @@ def _map_batches(stat, model, params, x, batch_size: int, key, condition=None) -
     batch_size = _checks.integer(batch_size, "batch_size")
     n = x.shape[0]
     batch_size = min(batch_size, n)
-    extra = () if condition is None else (np.asarray(condition),)
-    if extra and extra[0].shape[:1] != (n,):
-        raise ValueError(f"condition must have one row per example, [{n}, ...], got shape "
-                         f"{extra[0].shape}")
+    extra = _condition_rows(condition, n)
     fn = _posterior_stat_fn(model, stat, bool(extra))
     # without a key the statistic is deterministic (closed-form means, KLs); the keys passed
     # then are placeholders that no statistic reads

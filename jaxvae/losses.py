@@ -47,11 +47,7 @@ def make_objective(model, objective: str = "iwae", num_samples: int = 1, **kwarg
         return fn(key, q, prior, log_likelihood, num_samples, **kwargs)
 
     def bound(params, batch, key):
-        x, condition = terms.batch_parts(batch)
-        terms.check_batch(x, model.event_shape)   # shape and NaN checks, once
-        terms.check_data(model, params, x, condition)   # the likelihood's data range
-        extra = () if condition is None else (condition,)
-        return terms.map_batch(per_example, params, x, key, *extra)
+        return terms.map_examples(model, per_example, params, batch, key)
 
     return bound
 

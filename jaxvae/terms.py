@@ -23,7 +23,8 @@ from jaxvae import _checks, likelihoods
 from jaxvae.types import Array, Params, PRNGKey
 
 __all__ = ["ParamGroups", "split_params", "merge_params", "Bound", "bind", "model_terms",
-           "batched", "map_batch", "batch_parts", "check_batch", "check_data", "check_groups"]
+           "batched", "map_batch", "map_examples", "batch_parts", "check_batch", "check_data",
+           "check_groups"]
 
 
 class ParamGroups(NamedTuple):
@@ -236,6 +237,26 @@ def map_batch(per_example: Callable, params, x: Array, key: PRNGKey, *extra):
     keys = jax.random.split(key, x.shape[0])
     in_axes = (None, 0, 0) + (0,) * len(extra)
     return jax.vmap(per_example, in_axes=in_axes)(params, x, keys, *extra)
+
+
+def map_examples(model, per_example: Callable, params, batch, key: PRNGKey, *,
+                 data_params=None):
+    """A batch through ``per_example`` after the checks every bound makes.
+
+    Splits ``batch`` (:func:`batch_parts`), checks the images' shape and values
+    (:func:`check_batch`) and the likelihood's data range (:func:`check_data`, with
+    ``data_params`` when ``params`` is not what ``model.apply`` takes, e.g. ParamGroups),
+    then :func:`map_batch`.
+
+    Args: ``model``; ``per_example(params, x_i, key_i[, c_i])``; ``params``; ``batch`` as in
+      :func:`batch_parts`; ``key``; ``data_params`` or None.
+    Returns: the stacked per-example outputs, ``[B, ...]``.
+    """
+    x, condition = batch_parts(batch)
+    check_batch(x, model.event_shape)
+    check_data(model, params if data_params is None else data_params, x, condition)
+    extra = () if condition is None else (condition,)
+    return map_batch(per_example, params, x, key, *extra)
 
 
 def batched(per_example: Callable[[Any, Array, Array], Array]):
