@@ -274,14 +274,17 @@ def make_estimator(model, estimator: str | Estimator, num_samples: int = 1, **op
       ``surrogate(groups: ParamGroups, batch, key) -> [B]``: the objective's value per
       example (ELBO_k or IWAE_k, nats); ``jax.grad`` of its batch mean is the estimator,
       with the structure of ``groups``. ``batch`` is ``x: [B, *event]``, ``(x, condition)``
-      or ``{"x": ..., "condition": ...}``.
+      or ``{"x": ..., "condition": ...}``. A model's training-time noise (word dropout,
+      :func:`jaxvae.terms.training_rngs`) is on: these are training gradients.
     """
     est = get_estimator(estimator, **options)
     k = _checks.num_samples(num_samples)
     est.check(k)
 
     def per_example(groups, x, key, *condition):
-        t = estimator_terms(model, groups, x, condition=condition[0] if condition else None)
+        key, rngs = terms.training_rngs(model, key)    # a gradient is a training step's
+        t = estimator_terms(model, groups, x, condition=condition[0] if condition else None,
+                            rngs=rngs)
         return est.surrogate(key, t, k)
 
     def surrogate(groups: ParamGroups, batch, key: PRNGKey) -> Array:

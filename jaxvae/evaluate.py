@@ -301,17 +301,7 @@ def active_units(model, params, x, threshold: float = 0.01, batch_size: int = 50
 
 def _kl_per_dim(q, prior, key):
     del key
-    params_q = objectives.diag_gaussian_params(q)
-    params_p = objectives.diag_gaussian_params(prior)
-    if params_q is None or params_p is None:
-        raise TypeError(
-            "kl_per_dimension needs a diagonal Gaussian posterior and prior "
-            "(MultivariateNormalDiag or Independent(Normal)), got q: "
-            f"{type(q).__name__}, prior: {type(prior).__name__}")
-    (mean_q, scale_q), (mean_p, scale_p) = params_q, params_p
-    var_ratio = jnp.square(scale_q / scale_p)
-    mean_term = jnp.square((mean_q - mean_p) / scale_p)
-    return 0.5 * (var_ratio + mean_term - 1.0 - jnp.log(var_ratio))
+    return objectives.kl_per_unit(q, prior)
 
 
 def kl_per_dimension(model, params, x, batch_size: int = 500, condition=None) -> np.ndarray:

@@ -10,24 +10,30 @@ A batch is ``x: [B, *event]``, a tuple ``(x, condition)`` or a dict with ``"x"``
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+
 from jaxvae import _checks, estimators, objectives, terms
 from jaxvae.terms import ParamGroups
 from jaxvae.types import LossFn
 
-__all__ = ["make_objective", "make_loss", "OBJECTIVES"]
+__all__ = ["make_objective", "make_loss", "make_free_bits_loss", "OBJECTIVES"]
 
 _OBJECTIVES = {"elbo": objectives.elbo, "iwae": objectives.iwae_bound}
 #: names of the objectives
 OBJECTIVES = tuple(_OBJECTIVES)
 
 
-def make_objective(model, objective: str = "iwae", num_samples: int = 1, **kwargs):
+def make_objective(model, objective: str = "iwae", num_samples: int = 1, *,
+                   training: bool = False, **kwargs):
     """Per-example bound of ``model`` over a batch.
 
     Args:
       model: implements :class:`jaxvae.types.Model` (e.g. :func:`jaxvae.iwae_mlp`).
       objective: ``"elbo"`` or ``"iwae"``.
       num_samples: k >= 1 importance / Monte Carlo samples per example.
+      training: give the model its training-time noise (the rng streams it names in
+        ``rng_streams``, e.g. word dropout; :func:`jaxvae.terms.training_rngs`);
+        False (evaluation) gives none.
       **kwargs: passed to the objective (``analytic_kl``, ``beta`` for the ELBO).
 
     Returns:
@@ -42,8 +48,9 @@ def make_objective(model, objective: str = "iwae", num_samples: int = 1, **kwarg
     fn = _OBJECTIVES[objective]
 
     def per_example(params, x, key, *condition):
+        key, rngs = terms.training_rngs(model, key) if training else (key, None)
         q, prior, log_likelihood = terms.model_terms(
-            model, params, x, condition=condition[0] if condition else None)
+            model, params, x, condition=condition[0] if condition else None, rngs=rngs)
         return fn(key, q, prior, log_likelihood, num_samples, **kwargs)
 
     def bound(params, batch, key):
@@ -68,7 +75,8 @@ def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
         The loss then takes the model's ordinary parameters and splits them into
         inference and generative groups inside (explicit :class:`jaxvae.ParamGroups` are
         accepted too; gradients have the structure of what was passed).
-      **options: the objective's options (``analytic_kl``, ``beta``), or the estimator's.
+      **options: the objective's options (``analytic_kl``, ``beta``), or the estimator's;
+        ``free_bits=λ`` (ELBO, no estimator) trains with :func:`make_free_bits_loss`.
         ``beta`` may be a schedule ``step -> β`` (KL annealing, e.g. from
         :mod:`jaxvae.schedules`): the loss then takes the step as a fourth argument and
         has ``takes_step = True``, which :func:`jaxvae.make_train_step` honours.
@@ -89,10 +97,17 @@ def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
 
         annealed.takes_step = True
         return annealed
+    if options.get("free_bits") is not None:
+        if estimator is not None or objective != "elbo" or options.get("analytic_kl") is False:
+            raise ValueError("free_bits applies to objective='elbo' with the plain gradient "
+                             "and the closed-form KL")
+        options.pop("analytic_kl", None)
+        return make_free_bits_loss(model, options.pop("free_bits"), num_samples, **options)
+    options.pop("free_bits", None)
     if estimator is None:
         if objective is None:
             raise ValueError("objective=None needs an estimator")
-        bound_fn = make_objective(model, objective, num_samples, **options)
+        bound_fn = make_objective(model, objective, num_samples, training=True, **options)
     else:
         surrogate = estimators.make_estimator(model, estimator, num_samples, **options)
         est = surrogate.estimator
@@ -108,5 +123,49 @@ def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
     def loss(params, batch, key):
         bound = bound_fn(params, batch, key).mean()
         return -bound, {"bound": bound}
+
+    return loss
+
+
+def make_free_bits_loss(model, free_bits: float, num_samples: int = 1,
+                        beta: float = 1.0) -> LossFn:
+    """The ELBO with free bits (Kingma et al., 2016, eq. 15): a KL floor per latent unit.
+
+        loss = -mean_b (1/k) sum_i log p(x_b|z_bi) + beta * sum_j max(λ, mean_b KL_bj),
+
+    KL_bj = KL(q(z_j|x_b) || p(z_j)) in closed form. A unit whose minibatch-averaged KL is
+    below λ nats gets no gradient pushing it further towards the prior, so the encoder
+    keeps using it; above λ the loss is the β-weighted ELBO. The floor is on the
+    *minibatch average*, which is why it lives in the loss and not in the per-example
+    :func:`jaxvae.elbo`. The logged ``bound`` is the plain ELBO (β = 1, no floor) and
+    ``kl`` the rate, both nats per example.
+
+    Args: ``model`` with diagonal Gaussian q(z|x) and p(z); ``free_bits`` λ >= 0 nats per
+      unit; ``num_samples`` k; ``beta`` >= 0 (a traced value is fine: the annealing
+      wrapper of :func:`make_loss` passes one).
+    Returns: ``loss(params, batch, key) -> (loss, {"bound", "kl"})``; training noise
+      (:func:`jaxvae.terms.training_rngs`) is on.
+
+    Reference: Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling (2016), Improved
+      Variational Inference with Inverse Autoregressive Flow, Appendix C.8.
+    """
+    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float)) \
+            or not free_bits >= 0:
+        raise ValueError(f"free_bits must be a number of nats >= 0, got {free_bits!r}")
+    _checks.num_samples(num_samples)
+
+    def per_example(params, x, key, *condition):
+        key, rngs = terms.training_rngs(model, key)
+        q, prior, log_likelihood = terms.model_terms(
+            model, params, x, condition=condition[0] if condition else None, rngs=rngs)
+        samples = objectives.sample_terms(key, q, prior, log_likelihood, num_samples)
+        return jnp.mean(samples.log_likelihood), objectives.kl_per_unit(q, prior)
+
+    def loss(params, batch, key):
+        reconstruction, kl = terms.map_examples(model, per_example, params, batch, key)
+        reconstruction, kl = reconstruction.mean(), kl.mean(axis=0)
+        floored = jnp.sum(jnp.maximum(kl, free_bits))
+        return -(reconstruction - beta * floored), \
+            {"bound": reconstruction - jnp.sum(kl), "kl": jnp.sum(kl)}
 
     return loss

@@ -29,6 +29,7 @@ __all__ = [
     "iwae_bound",
     "kl_divergence",
     "gaussian_kl",
+    "kl_per_unit",
     "diag_gaussian_params",
 ]
 
@@ -200,9 +201,32 @@ def gaussian_kl(mean_q: Array, scale_q: Array, mean_p: Array | float = 0.0,
 
     References: Kingma & Welling (2014), Appendix B.
     """
+    return jnp.sum(_gaussian_kl_terms(mean_q, scale_q, mean_p, scale_p), axis=-1)
+
+
+def _gaussian_kl_terms(mean_q, scale_q, mean_p, scale_p):
     var_ratio = jnp.square(scale_q / scale_p)
     mean_term = jnp.square((mean_q - mean_p) / scale_p)
-    return 0.5 * jnp.sum(var_ratio + mean_term - 1.0 - jnp.log(var_ratio), axis=-1)
+    return 0.5 * (var_ratio + mean_term - 1.0 - jnp.log(var_ratio))
+
+
+def kl_per_unit(q: distrax.Distribution, prior: distrax.Distribution) -> Array:
+    """KL(q(z_j|x) || p(z_j)) of each latent unit j, in closed form (nats).
+
+    For diagonal Gaussians the KL is a sum over units; its terms are the units' own KLs,
+    which free bits (Kingma et al., 2016) and collapse diagnostics read one by one.
+
+    Args: ``q`` and ``prior``, diagonal Gaussians over ``[latent]`` (see
+      :func:`diag_gaussian_params`). Returns: ``[latent]`` nats; TypeError for other
+      distributions.
+    """
+    params_q, params_p = diag_gaussian_params(q), diag_gaussian_params(prior)
+    if params_q is None or params_p is None:
+        raise TypeError(
+            "a per-unit KL needs a diagonal Gaussian posterior and prior "
+            "(MultivariateNormalDiag or Independent(Normal)), got q: "
+            f"{type(q).__name__}, prior: {type(prior).__name__}")
+    return _gaussian_kl_terms(*params_q, *params_p)
 
 
 def diag_gaussian_params(dist: distrax.Distribution) -> tuple[Array, Array] | None:

@@ -24,7 +24,7 @@ from jaxvae.types import Array, Params, PRNGKey
 
 __all__ = ["ParamGroups", "split_params", "merge_params", "Bound", "bind", "model_terms",
            "batched", "map_batch", "map_examples", "batch_parts", "check_batch", "check_data",
-           "check_groups"]
+           "check_groups", "training_rngs"]
 
 
 class ParamGroups(NamedTuple):
@@ -183,6 +183,23 @@ def model_terms(model, params: Params | ParamGroups, x: Array, *,
         return m.likelihood(z).log_prob(x)
 
     return m.posterior(x), m.prior(), log_likelihood
+
+
+def training_rngs(model, key: PRNGKey) -> tuple[PRNGKey, dict | None]:
+    """Splits the flax rngs of a model's training-time noise (word dropout) off ``key``.
+
+    A model names the rng streams it draws from in training in ``rng_streams`` (e.g.
+    ``("word_dropout",)``); a model without any gets ``key`` back unchanged, so its
+    results do not depend on whether the caller asked for training noise.
+
+    Args: ``model``; ``key``, one example's key.
+    Returns: ``(key, rngs)``: the key left for z, and ``{stream: key}`` or None.
+    """
+    streams = tuple(getattr(model, "rng_streams", ()))
+    if not streams:
+        return key, None
+    keys = jax.random.split(key, len(streams) + 1)
+    return keys[0], dict(zip(streams, keys[1:]))
 
 
 def batch_parts(batch) -> tuple[Array, Array | None]:

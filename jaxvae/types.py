@@ -51,7 +51,9 @@ class Model(Protocol):
 
     ``condition`` carries a label or code vector for conditional models; the library passes
     it only when the caller gives one, so an unconditional model may leave it out of its
-    signatures. A stochastic part of a model (word dropout) draws from flax ``rngs``.
+    signatures. A stochastic part of a model (word dropout) draws from flax ``rngs``: the
+    model names those streams in an optional ``rng_streams`` tuple, and the training losses
+    provide them (:func:`jaxvae.terms.training_rngs`); evaluation does not.
 
     And ``init_params(key) -> Params``, parameters for one example.
 
