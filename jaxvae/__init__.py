@@ -53,7 +53,7 @@ from jaxvae.latent import (
     slerp,
     traverse,
 )
-from jaxvae.losses import OBJECTIVES, make_loss, make_objective
+from jaxvae.losses import OBJECTIVES, make_free_bits_loss, make_loss, make_objective
 from jaxvae.models import (
     VAE,
     BayesianDense,
@@ -67,6 +67,8 @@ from jaxvae.models import (
     HierarchicalVAE,
     LinearGaussianVAE,
     MLPDecoder,
+    SentenceVAE,
+    TokenSequence,
     VariationalDropoutDense,
     bayesian,
     conditional_mlp,
@@ -77,6 +79,8 @@ from jaxvae.models import (
     iwae_two_layer,
     kingma_welling_mlp,
     mean_logit_init,
+    rnn_lm,
+    sentence_vae,
 )
 from jaxvae.objectives import (
     Samples,
@@ -136,6 +140,8 @@ __all__ = [
     "BayesianDense",
     "BayesianMLP",
     "ConditionalVAE",
+    "SentenceVAE",
+    "TokenSequence",
     "ConvDecoder",
     "ConvEncoder",
     "CheckpointError",
@@ -177,6 +183,8 @@ __all__ = [
     "check_batch",
     "condition_log_likelihoods",
     "conditional_mlp",
+    "sentence_vae",
+    "rnn_lm",
     "create_train_state",
     "cyclical_annealing",
     "data",
@@ -211,6 +219,7 @@ __all__ = [
     "make_estimator",
     "make_autoencoder_loss",
     "make_loss",
+    "make_free_bits_loss",
     "make_objective",
     "make_weighted_elbo_loss",
     "make_train_step",

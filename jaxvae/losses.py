@@ -10,6 +10,7 @@ A batch is ``x: [B, *event]``, a tuple ``(x, condition)`` or a dict with ``"x"``
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from jaxvae import _checks, estimators, objectives, terms
@@ -141,16 +142,17 @@ def make_free_bits_loss(model, free_bits: float, num_samples: int = 1,
     ``kl`` the rate, both nats per example.
 
     Args: ``model`` with diagonal Gaussian q(z|x) and p(z); ``free_bits`` λ >= 0 nats per
-      unit; ``num_samples`` k; ``beta`` >= 0 (a traced value is fine: the annealing
-      wrapper of :func:`make_loss` passes one).
+      unit (or a traced scalar); ``num_samples`` k; ``beta`` >= 0 (a traced value is
+      fine: the annealing wrapper of :func:`make_loss` passes one).
     Returns: ``loss(params, batch, key) -> (loss, {"bound", "kl"})``; training noise
       (:func:`jaxvae.terms.training_rngs`) is on.
 
     Reference: Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling (2016), Improved
       Variational Inference with Inverse Autoregressive Flow, Appendix C.8.
     """
-    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float)) \
-            or not free_bits >= 0:
+    traced = isinstance(free_bits, jax.core.Tracer)
+    if not traced and (isinstance(free_bits, bool) or not isinstance(free_bits, (int, float))
+                       or not free_bits >= 0):
         raise ValueError(f"free_bits must be a number of nats >= 0, got {free_bits!r}")
     _checks.num_samples(num_samples)
 

@@ -24,6 +24,14 @@ from jaxvae.models.ppca import (
     ppca_log_likelihood,
     ppca_maximum_likelihood,
 )
+from jaxvae.models.sentence import (
+    SentenceDecoder,
+    SentenceEncoder,
+    SentenceVAE,
+    rnn_lm,
+    sentence_vae,
+)
+from jaxvae.models.token_sequence import TokenSequence
 
 __all__ = [
     "bayesian",
@@ -54,6 +62,12 @@ __all__ = [
     "ConditionalVAE",
     "conditional_mlp",
     "PRIORS",
+    "SentenceEncoder",
+    "SentenceDecoder",
+    "SentenceVAE",
+    "sentence_vae",
+    "rnn_lm",
+    "TokenSequence",
     "ppca_log_likelihood",
     "ppca_maximum_likelihood",
     "ppca_em_step",
