@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
                         "32, 64, 128, 256 for as many levels as the image allows)")
     t.add_argument("--num-classes", type=int, default=None,
                    help="--model cvae: label classes 0..N-1 (default 10)")
+    t.add_argument("--max-length", type=int, default=None,
+                   help="words per sentence; longer ones are cut (sentence models; 20)")
+    t.add_argument("--min-count", type=int, default=None,
+                   help="vocabulary: words seen at least this often (sentence models; 3)")
+    t.add_argument("--vocab-size", type=int, default=None,
+                   help="at most this many words, <pad> <unk> <bos> <eos> included")
+    t.add_argument("--embed-dim", type=int, default=None, help="word embedding width (256)")
+    t.add_argument("--word-keep", type=float, default=None,
+                   help="word dropout: P(the decoder sees a word) in training (1; 0 inputless)")
     t.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli",
                    help="p(x|z); bernoulli trains on binarized images, gaussian/laplace/"
                         "learned-gaussian* on dequantized 8-bit images in [0, 1], logistic/"
@@ -91,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="samples per example in the training objective")
     t.add_argument("--beta", type=float, default=1.0, help="KL weight (ELBO only)")
     t.add_argument("--analytic-kl", action="store_true", help="closed-form KL (ELBO only)")
+    t.add_argument("--free-bits", type=float, default=None,
+                   help="KL floor per latent unit, nats (ELBO only; Kingma et al., 2016)")
     t.add_argument("--annealing", choices=ANNEALING, default="none",
                    help="KL annealing of beta over --annealing-steps (ELBO only)")
     t.add_argument("--annealing-steps", type=int, default=None)
@@ -140,7 +151,9 @@ def config_from_args(args) -> Config:
     return Config(
         model=args.model, latent_dim=args.latent_dim, hidden=args.hidden, flow=args.flow,
         num_flows=args.num_flows, weight_noise=args.weight_noise, decoder=args.decoder,
-        channels=args.channels, num_classes=args.num_classes, likelihood=args.likelihood,
+        channels=args.channels, num_classes=args.num_classes, max_length=args.max_length,
+        min_count=args.min_count, vocab_size=args.vocab_size, embed_dim=args.embed_dim,
+        word_keep=args.word_keep, free_bits=args.free_bits, likelihood=args.likelihood,
         likelihood_scale=args.likelihood_scale, objective=args.objective,
         estimator=args.estimator, k=args.num_samples, beta=args.beta,
         analytic_kl=args.analytic_kl, annealing=args.annealing,
@@ -178,6 +191,11 @@ def cmd_train(args) -> dict:
     if "test_error" in results:
         print(f"test error {100 * results['test_error']:.2f} % ({results['train_seconds']} s "
               "training)")
+    elif "ppl" in results:
+        print(f"test NLL {results['nll']:.2f} nats per sentence (k={config.eval_k}), KL "
+              f"{results['kl']:.2f}, perplexity {results['ppl']:.1f}, active units "
+              f"{results['active_units']}, MI {results['mutual_information']:.2f} nats, on "
+              f"{results['num_sentences']} test sentences ({results['train_seconds']} s training)")
     else:
         print(f"test ELBO {results['test_elbo']:.2f} nats, IWAE (k={config.eval_k}) "
               f"{results[f'test_iwae_k{config.eval_k}']:.2f} nats, active units "
@@ -195,6 +213,9 @@ def _density_only(config: Config, command: str) -> None:
     if PRESETS[config.model].task != "density":
         raise UsageError(f"{command} needs a generative model; {config.model!r} is a "
                          "classifier (its test error is in results.json)")
+    if PRESETS[config.model].text:
+        raise UsageError(f"{command} works on image models; a sentence model's test metrics "
+                         "are in results.json and its decodes in decodes.txt")
 
 
 def cmd_eval(args) -> dict:

@@ -56,6 +56,13 @@ class Config:
         not read is an error (``conv``: ``decoder`` in ``transposed``, ``depth-to-space``,
         ``unpool``; ``channels`` per stride-2 level; ``hidden`` one dense width; ``cvae``:
         ``num_classes`` labels 0..num_classes-1, default 10).
+      max_length, min_count, vocab_size, embed_dim, word_keep: options of the sentence
+        models (``sentence-vae``, ``rnn-lm``): words per sentence (default 20; longer
+        sentences are cut, and the run says how many), the vocabulary (words seen at
+        least ``min_count`` times in the training split, default 3, at most
+        ``vocab_size`` of them, default no limit), the word-embedding width (default
+        256; ``hidden`` is then one LSTM width, default 256) and the word-dropout keep
+        rate (default 1; 0 is the inputless decoder).
       likelihood: p(x|z), a name in :data:`jaxvae.presets.LIKELIHOODS`, which also decides
         the data: ``bernoulli`` trains on dynamically binarized images; the continuous
         heads (``gaussian``, ``laplace``, ``learned-gaussian*``) on 8-bit images
@@ -67,6 +74,8 @@ class Config:
         :data:`jaxvae.ESTIMATORS`.
       k: samples per example in the training objective (>= 1).
       beta: KL weight (ELBO only), >= 0; analytic_kl: closed-form KL (ELBO only).
+      free_bits: λ nats per latent unit, a floor under each unit's minibatch-averaged KL
+        (Kingma et al., 2016; ELBO with the plain gradient, closed-form KL implied).
       annealing: β schedule (:data:`ANNEALING`) over ``annealing_steps`` steps.
       protocol: :data:`PROTOCOLS`; lr: Adam's learning rate (> 0, finite).
       batch_size: None means 20 for ``iwae-paper``, else 100.
@@ -74,7 +83,9 @@ class Config:
         (overrides ``epochs``); passes_scale: the fraction of the IWAE paper's 3280
         passes (``iwae-paper`` only).
       seed: one seed for initialization, batch order, noise and the fixed binarization.
-      data, split: a data name for :func:`jaxvae.data.load` and the training split.
+      data, split: a data name for :func:`jaxvae.data.load` (images) or
+        :func:`jaxvae.data.load_text` (sentence models: ``wordnet``, which ``embedded``
+        means for them, or ``text:PATH``) and the training split.
       eval_split, eval_k, eval_limit: the final evaluation (IWAE bound with ``eval_k``
         samples on the first ``eval_limit`` examples of ``eval_split``).
     """
@@ -88,6 +99,11 @@ class Config:
     decoder: str | None = None
     channels: tuple[int, ...] | None = None
     num_classes: int | None = None
+    max_length: int | None = None
+    min_count: int | None = None
+    vocab_size: int | None = None
+    embed_dim: int | None = None
+    word_keep: float | None = None
     likelihood: str = "bernoulli"
     likelihood_scale: float | None = None
     objective: str = "iwae"
@@ -95,6 +111,7 @@ class Config:
     k: int = 5
     beta: float = 1.0
     analytic_kl: bool = False
+    free_bits: float | None = None
     annealing: str = "none"
     annealing_steps: int | None = None
     protocol: str = "adam"
@@ -194,6 +211,15 @@ class Config:
         _optional_int(self, "latent_dim", 1)
         _optional_int(self, "num_flows", 0)
         _optional_int(self, "num_classes", 1)
+        _optional_int(self, "max_length", 1)
+        _optional_int(self, "min_count", 1)
+        _optional_int(self, "vocab_size", 5)
+        _optional_int(self, "embed_dim", 1)
+        if self.word_keep is not None:
+            _real(self, "word_keep", 0.0)
+            if self.word_keep > 1:
+                raise ConfigError(f"word_keep must be a probability in [0, 1], got "
+                                  f"{self.word_keep}", "word_keep")
         if self.hidden is not None:
             if not isinstance(self.hidden, tuple) or not self.hidden or not all(
                     _is_int(h) and h >= 1 for h in self.hidden):
@@ -220,6 +246,16 @@ class Config:
         if preset.task == "classification" and self.likelihood != "bernoulli":
             raise ConfigError(f"model {self.model!r} is a classifier; it takes no likelihood",
                               "likelihood")
+        if preset.text and self.likelihood != "bernoulli":
+            raise ConfigError(f"model {self.model!r} models words (a Categorical over the "
+                              "vocabulary); it takes no likelihood setting", "likelihood")
+        text_data = self.data in ("embedded", "wordnet") or self.data.startswith("text:")
+        if preset.text and not text_data:
+            raise ConfigError(f"model {self.model!r} reads sentences: data must be 'wordnet' "
+                              f"or 'text:PATH', got {self.data!r}", "data")
+        if not preset.text and (self.data == "wordnet" or self.data.startswith("text:")):
+            raise ConfigError(f"{self.data!r} is text; model {self.model!r} reads images (the "
+                              "sentence models are sentence-vae and rnn-lm)", "data")
         _choice(self, "objective", tuple(losses.OBJECTIVES))
         if self.estimator is not None:
             _choice(self, "estimator", tuple(estimators.ESTIMATORS))
@@ -230,6 +266,12 @@ class Config:
         _int(self, "k", 1)
         _real(self, "beta", 0.0)
         _flag(self, "analytic_kl")
+        if self.free_bits is not None:
+            _real(self, "free_bits", 0.0)
+            if self.objective != "elbo" or self.estimator is not None or self.analytic_kl:
+                raise ConfigError("free_bits applies to objective='elbo' with the plain "
+                                  "gradient (it implies the closed-form KL: leave analytic_kl "
+                                  "off)", "free_bits")
         elbo_only = self.beta != 1.0 or self.analytic_kl or self.annealing != "none"
         if self.objective != "elbo" and elbo_only:
             raise ConfigError("beta, analytic_kl and annealing apply to objective='elbo' only",
@@ -262,9 +304,16 @@ class Config:
         return self
 
     def resolved(self) -> Config:
-        """A copy whose ``npz:`` path is absolute (a run directory is used from anywhere)."""
-        if self.data.startswith("npz:"):
-            return self.replace(data="npz:" + os.path.abspath(os.path.expanduser(self.data[4:])))
+        """A copy whose ``npz:`` or ``text:`` path is absolute (a run directory is used from
+        anywhere); a sentence model's ``embedded`` data are ``wordnet``."""
+        from jaxvae import presets
+
+        for prefix in ("npz:", "text:"):
+            if self.data.startswith(prefix):
+                path = os.path.abspath(os.path.expanduser(self.data[len(prefix):]))
+                return self.replace(data=prefix + path)
+        if self.data == "embedded" and presets.PRESETS[self.model].text:
+            return self.replace(data="wordnet")
         return self
 
 

@@ -32,7 +32,7 @@ from jaxvae.config import EVALUATION_FIELDS, TRAINING_LENGTH, Config, ConfigErro
 from jaxvae.run_steps import NonFiniteResultError, Results
 
 __all__ = ["Results", "train_and_evaluate", "restore_run", "NonFiniteResultError",
-           "estimate_training_bytes"]
+           "estimate_training_bytes", "load_sentences"]
 
 
 def estimate_training_bytes(config: Config, event_size: int) -> int:
@@ -62,7 +62,32 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _check_data(config: Config, preset, train, test) -> None:
+def load_sentences(config: Config):
+    """The sentence data of a text preset: ``(train, test, vocab, cut)``.
+
+    ``train`` and ``test`` are :class:`jaxvae.data.Dataset` s whose ``images`` are id rows
+    ``int32 [N, max_length + 2]`` (:func:`jaxvae.data.encode_batch`); the vocabulary is
+    built from the training split; ``cut`` counts the training sentences longer than
+    ``max_length`` words, which are cut to their first ``max_length`` words (and still end
+    with ``<eos>``). Test words outside the vocabulary become ``<unk>``.
+    """
+    from jaxvae import data
+
+    def sentences(split: str) -> list[str]:
+        parts = ("train", "valid") if split == "train+valid" else (split,)
+        return [s for part in parts for s in data.load_text(config.data, part).sentences]
+
+    train, test = sentences(config.split), sentences(config.eval_split)
+    vocab = data.Vocabulary.build(train, min_count=presets.text_option(config, "min_count"),
+                                  max_size=config.vocab_size)
+    max_length = presets.text_option(config, "max_length")
+    cut = sum(len(data.tokenize(s)) > max_length for s in train)
+    rows = [data.encode_batch(part, vocab, max_length)[0] for part in (train, test)]
+    train_set, test_set = (data.Dataset(r, None, config.data) for r in rows)
+    return train_set, test_set, vocab, cut
+
+
+def _check_data(config: Config, preset, train, test, data_info=None) -> None:
     """Every data-dependent check, before anything is written."""
     n = train.images.shape[0]
     if config.effective_batch_size > n:
@@ -84,7 +109,7 @@ def _check_data(config: Config, preset, train, test) -> None:
                                   "num_classes")
     if preset.task == "density":
         try:        # e.g. an image shape the conv decoder cannot produce
-            preset.build(config, train.images.shape[1:], None)
+            preset.build(config, train.images.shape[1:], data_info)
         except ValueError as err:
             raise ConfigError(f"model {config.model!r} on {config.data} images of shape "
                               f"{train.images.shape[1:]}: {err}") from err
@@ -140,8 +165,9 @@ def read_run_config(workdir: str) -> tuple[Config, dict]:
     stored = rundir.read_json(path, "run config")
     info = {k: v for k, v in stored.items() if k != "config"}
     # fields added after a run may have been written take their defaults (the old behaviour)
-    fields = {f.name for f in dataclasses.fields(Config)} - {"decoder", "channels",
-                                                              "likelihood", "likelihood_scale"}
+    fields = {f.name for f in dataclasses.fields(Config)} - {
+        "decoder", "channels", "likelihood", "likelihood_scale", "num_classes", "max_length",
+        "min_count", "vocab_size", "embed_dim", "word_keep", "free_bits"}
     values = stored.get("config")
     if not isinstance(values, dict) or fields - set(values) or "event_shape" not in info:
         missing = sorted(fields - set(values)) if isinstance(values, dict) else ["config"]
@@ -163,7 +189,8 @@ def restore_run(workdir: str):
     from jaxvae import checkpoints, train
 
     config, info = read_run_config(workdir)
-    model = presets.get_preset(config.model).build(config, tuple(info["event_shape"]), None)
+    model = presets.get_preset(config.model).build(config, tuple(info["event_shape"]),
+                                                   info.get("vocab_size"))
     tx, _ = run_steps.make_optimizer(config, info["num_train"])
     like = train.create_train_state(run_steps.init_params(model, config, info["event_shape"],
                                           jax.random.PRNGKey(0)), tx, jax.random.PRNGKey(0))
@@ -201,13 +228,22 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
     if (resume or overwrite) and workdir is None:
         raise ConfigError("resume and overwrite need a run directory")
     preset = presets.get_preset(config.model)
-    dtype = run_steps.data_dtype(config)
-    train_set = data.load(config.data, config.split, dtype=dtype)
-    test_set = data.load(config.data, config.eval_split, dtype=dtype)
-    _check_data(config, preset, train_set, test_set)
+    vocab = None
+    if preset.text:
+        train_set, test_set, vocab, cut = load_sentences(config)
+        if progress:
+            print(f"{config.data}: {train_set.num_examples} training sentences, vocabulary of "
+                  f"{len(vocab)} words; {cut} sentences longer than max_length were cut",
+                  flush=True)
+    else:
+        dtype = run_steps.data_dtype(config)
+        train_set = data.load(config.data, config.split, dtype=dtype)
+        test_set = data.load(config.data, config.eval_split, dtype=dtype)
+    data_info = None if vocab is None else len(vocab)
+    _check_data(config, preset, train_set, test_set, data_info)
     if workdir is None:
         return run_steps.run_training(config, preset, train_set, test_set, None, False,
-                                      progress, False)
+                                      progress, False, data_info)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError(f"{workdir} exists and is not a directory")
     os.makedirs(workdir, exist_ok=True)
@@ -216,12 +252,19 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
         _prepare_run_dir(workdir, config, resume, overwrite)
         info = {"event_shape": list(train_set.images.shape[1:]),
                 "num_train": int(train_set.images.shape[0])}
+        if vocab is not None:
+            info["vocab_size"] = len(vocab)
+            rundir.write_json(os.path.join(workdir, "vocab.json"), vocab.to_json())
         rundir.write_json(os.path.join(workdir, "config.json"),
                           {"config": config.to_dict(), **info})
         start = time.time()
         results = run_steps.run_training(config, preset, train_set, test_set, workdir, resume,
                                          progress,
-                                         pictures and _can_plot(train_set.images.shape[1:]))
+                                         pictures and _can_plot(train_set.images.shape[1:]),
+                                         data_info)
+        if vocab is not None and pictures:
+            run_steps.write_decodes(results, vocab, test_set.images,
+                                    os.path.join(workdir, "decodes.txt"))
         rundir.write_json(os.path.join(workdir, "results.json"),
                           {**results.metrics, "wall_seconds": round(time.time() - start, 1)})
     return results

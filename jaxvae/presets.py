@@ -16,11 +16,15 @@ from jaxvae.models.conv import DECODERS
 
 __all__ = ["Preset", "PRESETS", "register_preset", "get_preset", "OPTION_FIELDS",
            "WEIGHT_NOISE", "DECODERS", "LIKELIHOODS", "SCALED_LIKELIHOODS", "make_head",
-           "data_kind", "num_classes", "DEFAULT_CLASSES"]
+           "data_kind", "num_classes", "DEFAULT_CLASSES", "TEXT_DEFAULTS", "text_option"]
 
 #: the Config fields that are preset options (None = the preset's default)
 OPTION_FIELDS = ("latent_dim", "hidden", "flow", "num_flows", "weight_noise", "decoder",
-                 "channels", "num_classes")
+                 "channels", "num_classes", "max_length", "min_count", "vocab_size",
+                 "embed_dim", "word_keep")
+#: the sentence models' defaults for the options left at None
+TEXT_DEFAULTS = {"max_length": 20, "min_count": 3, "embed_dim": 256, "hidden": (256,),
+                 "latent_dim": 16, "word_keep": 1.0}
 #: the ``cvae`` preset's number of label classes when ``Config.num_classes`` is None
 DEFAULT_CLASSES = 10
 #: weight-noise estimators of the ``bayesian-mlp`` preset
@@ -61,7 +65,10 @@ def make_head(config):
 
 
 def data_kind(config) -> str:
-    """``"binary"``, ``"continuous"`` or ``"integer"``: the data ``config.likelihood`` needs."""
+    """``"binary"``, ``"continuous"`` or ``"integer"``: the data ``config.likelihood`` needs;
+    ``"tokens"`` for the sentence models."""
+    if PRESETS[config.model].text:
+        return "tokens"
     return LIKELIHOODS[config.likelihood][1]
 
 
@@ -71,13 +78,15 @@ class Preset:
 
     Attributes:
       name: the ``Config.model`` value.
-      build: ``build(config, event_shape, data_mean) -> model`` (``data_mean [*event]`` of
-        the training images, for the output bias).
+      build: ``build(config, event_shape, data_info) -> model``: ``data_info`` is the
+        training images' mean ``[*event]`` (for the output bias) or None; for a text
+        preset, the vocabulary size.
       description: one line for ``--help``.
       options: the :data:`OPTION_FIELDS` it reads.
       task: ``"density"`` or ``"classification"``.
       conditional: a density model of x given the label, p(x|c) (trained and evaluated on
         ``(images, labels)``; its condition is the integer label).
+      text: a model of sentences (rows of token ids from :func:`jaxvae.data.load_text`).
     """
 
     name: str
@@ -86,6 +95,7 @@ class Preset:
     options: tuple[str, ...] = ()
     task: str = "density"
     conditional: bool = False
+    text: bool = False
 
 
 PRESETS: dict[str, Preset] = {}
@@ -185,6 +195,26 @@ def _cvae(config, event_shape, data_mean):
     return conditional.conditional_mlp(condition_dim=num_classes(config), **kwargs)
 
 
+def text_option(config, name: str):
+    """A sentence model's option: ``config``'s value or :data:`TEXT_DEFAULTS`'s."""
+    value = getattr(config, name)
+    return TEXT_DEFAULTS.get(name) if value is None else value
+
+
+def _sentence(config, event_shape, vocab_size):
+    from jaxvae.models import sentence
+
+    hidden = text_option(config, "hidden")
+    if len(hidden) != 1:
+        raise ValueError("a sentence model has one LSTM layer: give hidden=[width]")
+    common = dict(vocab_size=vocab_size, max_length=event_shape[0] - 2,
+                  embed_dim=text_option(config, "embed_dim"), hidden=hidden[0],
+                  word_keep=text_option(config, "word_keep"))
+    if config.model == "rnn-lm":
+        return sentence.rnn_lm(**common)
+    return sentence.sentence_vae(latent_dim=text_option(config, "latent_dim"), **common)
+
+
 def _bayesian(config, event_shape, data_mean):
     from jaxvae.models import bayesian
 
@@ -208,6 +238,12 @@ register_preset(Preset("cvae", _cvae, "conditional VAE, the kingma-welling MLP (
                        "latents) with the one-hot label in q(z|x,c) and p(x|z,c) (Sohn et al., "
                        "2015)",
                        ("latent_dim", "hidden", "num_classes"), conditional=True))
+_TEXT_OPTIONS = ("hidden", "max_length", "min_count", "vocab_size", "embed_dim", "word_keep")
+register_preset(Preset("sentence-vae", _sentence, "LSTM encoder and decoder over words, "
+                       "word dropout (Bowman et al., 2016)", ("latent_dim", *_TEXT_OPTIONS),
+                       text=True))
+register_preset(Preset("rnn-lm", _sentence, "the sentence-vae's LSTM decoder without z: an "
+                       "RNN language model", _TEXT_OPTIONS, text=True))
 register_preset(Preset("bayesian-mlp", _bayesian, "variational-dropout classifier "
                        "(Kingma, Salimans & Welling, 2015)", ("hidden", "weight_noise"),
                        task="classification"))

@@ -21,12 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvae import data, evaluate, losses, plots, presets, train
+from jaxvae import data, evaluate, losses, objectives, plots, presets, sentences, terms, train
 from jaxvae.models import bayesian
 
 __all__ = ["Results", "NonFiniteResultError", "run_training", "make_optimizer", "init_params",
            "beta_schedule", "density_metrics", "classification_error", "data_dtype",
-           "evaluation_images", "data_metrics"]
+           "evaluation_images", "data_metrics", "write_decodes"]
 
 
 class NonFiniteResultError(RuntimeError):
@@ -132,7 +132,7 @@ def data_dtype(config) -> str:
 def train_preprocess(config):
     """The train step's ``preprocess`` for ``config.likelihood``'s data (None: as loaded)."""
     return {"binary": data.dynamic_binarization, "continuous": data.dynamic_dequantization,
-            "integer": None}[presets.data_kind(config)]
+            "integer": None, "tokens": None}[presets.data_kind(config)]
 
 
 def evaluation_images(config, images, seed: int):
@@ -143,6 +143,8 @@ def evaluation_images(config, images, seed: int):
       a fixed draw (continuous heads) or the 8-bit integers (discretized heads).
     """
     kind = presets.data_kind(config)
+    if kind == "tokens":
+        return np.asarray(images), "token ids, words outside the vocabulary as <unk>"
     if kind == "binary":
         return data.binarize_fixed(images, seed=seed), f"binarized, fixed seed {seed}"
     if kind == "continuous":
@@ -179,10 +181,20 @@ def classification_error(model, params, x, y, batch_size: int = 1000) -> float:
     return wrong / len(x)
 
 
+def _mean_rate(model, valid):
+    """``rate(params, key)``: the mean closed-form KL(q(z|x) || p(z)) over ``valid``."""
+    def kl(params, x, key):
+        q, prior, _ = terms.model_terms(model, params, x)
+        return objectives.kl_divergence(q, prior)
+
+    return jax.jit(lambda params, key: jnp.mean(terms.map_batch(kl, params, valid, key)))
+
+
 def _density_parts(config, model, test_x, key_eval, test_y=None):
     options = {}
     if config.objective == "elbo" and config.estimator is None:
-        options = {"beta": beta_schedule(config), "analytic_kl": config.analytic_kl}
+        options = {"beta": beta_schedule(config), "analytic_kl": config.analytic_kl,
+                   "free_bits": config.free_bits}
     loss_fn = losses.make_loss(model, config.objective, config.k, estimator=config.estimator,
                                **options)
     valid = jnp.asarray(test_x[:1000])
@@ -190,14 +202,24 @@ def _density_parts(config, model, test_x, key_eval, test_y=None):
         valid = (valid, jnp.asarray(test_y[:1000]))
     elbo_fn = jax.jit(losses.make_objective(model, "elbo", 1))
     eval_fn = lambda s: {"eval_elbo": jnp.mean(elbo_fn(s.params, valid, key_eval))}
+    if presets.data_kind(config) == "tokens" and model.latent_shape[0] > 0:
+        rate_fn, elbo_only = _mean_rate(model, valid), eval_fn     # watch the KL collapse
+        eval_fn = lambda s: {**elbo_only(s), "eval_kl": rate_fn(s.params, key_eval)}
     return loss_fn, eval_fn
 
 
-def run_training(config, preset, train_set, test_set, workdir, resume, progress, pictures):
-    """Builds, trains and evaluates; returns :class:`jaxvae.Results` (``workdir`` may be None)."""
+def run_training(config, preset, train_set, test_set, workdir, resume, progress, pictures,
+                 data_info=None):
+    """Builds, trains and evaluates; returns :class:`jaxvae.Results` (``workdir`` may be None).
+
+    ``data_info``: a text preset's vocabulary size (see :class:`jaxvae.presets.Preset`).
+    """
     x = train_set.images
-    model = preset.build(config, x.shape[1:], x.mean(axis=0) if preset.task == "density"
-                         and presets.data_kind(config) == "binary" else None)
+    if preset.text:
+        model = preset.build(config, x.shape[1:], data_info)
+    else:
+        model = preset.build(config, x.shape[1:], x.mean(axis=0) if preset.task == "density"
+                             and presets.data_kind(config) == "binary" else None)
     key_init, key_train, key_eval = jax.random.split(jax.random.PRNGKey(config.seed), 3)
     tx, num_steps = make_optimizer(config, x.shape[0])
     params = init_params(model, config, x.shape[1:], key_init)
@@ -235,6 +257,10 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
     if preset.task == "classification":
         metrics = {"test_error": classification_error(model, state.params, test_set.images,
                                                       test_set.labels)}
+    elif preset.text:
+        metrics = sentences.text_metrics(model, state.params, test_x, key_eval, config.eval_k,
+                                         progress)
+        variances = None
     else:
         metrics, variances = density_metrics(model, state.params, test_x, key_eval,
                                              config.eval_k, progress, test_y)
@@ -244,6 +270,33 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
     if pictures and workdir and preset.task == "density":
         _pictures(model, state.params, test_x, config.seed, workdir, test_y)
     return Results(config, metrics, model, state.params, workdir, variances)
+
+
+def write_decodes(results: Results, vocab, test_ids, path: str, num: int = 5) -> None:
+    """A sentence model's decodes as text: test sentences with the greedy decode from the
+    posterior mean and three samples, sentences from the prior, and a homotopy."""
+    model, params, seed = results.model, results.params, results.config.seed
+    key = jax.random.PRNGKey(seed + 1)
+    x = np.asarray(test_ids[:num])
+    lines = []
+    if model.latent_shape[0] > 0:
+        from jaxvae import latent
+
+        mean = latent.encode_mean(model, params, x)
+        codes = latent.encode(model, params, np.repeat(x, 3, axis=0), key, sample=True)
+        greedy = sentences.to_text(vocab, sentences.decode(model, params, mean))
+        drawn = sentences.to_text(vocab, sentences.decode(model, params, codes))
+        for i, sentence in enumerate(sentences.to_text(vocab, x)):
+            lines += [f"INPUT  {sentence}", f"MEAN   {greedy[i]}",
+                      *(f"SAMPLE {s}" for s in drawn[3 * i:3 * i + 3]), ""]
+        lines += ["HOMOTOPY", *sentences.to_text(
+            vocab, sentences.homotopy(model, params, x[0], x[1], 5)), ""]
+    z = jax.random.normal(jax.random.fold_in(key, 1), (num, model.latent_shape[0]))
+    lines += ["FROM THE PRIOR (ancestral sampling)", *sentences.to_text(
+        vocab, sentences.decode(model, params, z, "sample", key=jax.random.fold_in(key, 2)))]
+    from jaxvae import rundir
+
+    rundir.atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _pictures(model, params, test_x, seed: int, workdir: str, test_y=None) -> None:
