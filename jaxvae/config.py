@@ -75,7 +75,7 @@ class Config:
       k: samples per example in the training objective (>= 1).
       beta: KL weight (ELBO only), >= 0; analytic_kl: closed-form KL (ELBO only).
       free_bits: λ nats per latent unit, a floor under each unit's minibatch-averaged KL
-        (Kingma et al., 2016; ELBO with the plain gradient, closed-form KL implied).
+        (Kingma et al., 2016; ELBO with the plain gradient; its KL is the closed form).
       annealing: β schedule (:data:`ANNEALING`) over ``annealing_steps`` steps.
       protocol: :data:`PROTOCOLS`; lr: Adam's learning rate (> 0, finite).
       batch_size: None means 20 for ``iwae-paper``, else 100.
@@ -268,10 +268,9 @@ class Config:
         _flag(self, "analytic_kl")
         if self.free_bits is not None:
             _real(self, "free_bits", 0.0)
-            if self.objective != "elbo" or self.estimator is not None or self.analytic_kl:
+            if self.objective != "elbo" or self.estimator is not None:
                 raise ConfigError("free_bits applies to objective='elbo' with the plain "
-                                  "gradient (it implies the closed-form KL: leave analytic_kl "
-                                  "off)", "free_bits")
+                                  "gradient", "free_bits")
         elbo_only = self.beta != 1.0 or self.analytic_kl or self.annealing != "none"
         if self.objective != "elbo" and elbo_only:
             raise ConfigError("beta, analytic_kl and annealing apply to objective='elbo' only",

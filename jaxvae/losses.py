@@ -77,7 +77,8 @@ def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
         inference and generative groups inside (explicit :class:`jaxvae.ParamGroups` are
         accepted too; gradients have the structure of what was passed).
       **options: the objective's options (``analytic_kl``, ``beta``), or the estimator's;
-        ``free_bits=λ`` (ELBO, no estimator) trains with :func:`make_free_bits_loss`.
+        ``free_bits=λ`` (ELBO, no estimator) trains with :func:`make_free_bits_loss`, whose
+        KL is always the closed form (``analytic_kl`` is then not read).
         ``beta`` may be a schedule ``step -> β`` (KL annealing, e.g. from
         :mod:`jaxvae.schedules`): the loss then takes the step as a fourth argument and
         has ``takes_step = True``, which :func:`jaxvae.make_train_step` honours.
@@ -99,10 +100,9 @@ def make_loss(model, objective: str | None = "iwae", num_samples: int = 1,
         annealed.takes_step = True
         return annealed
     if options.get("free_bits") is not None:
-        if estimator is not None or objective != "elbo" or options.get("analytic_kl") is False:
-            raise ValueError("free_bits applies to objective='elbo' with the plain gradient "
-                             "and the closed-form KL")
-        options.pop("analytic_kl", None)
+        if estimator is not None or objective != "elbo":
+            raise ValueError("free_bits applies to objective='elbo' with the plain gradient")
+        options.pop("analytic_kl", None)      # the floor is on the closed-form KL
         return make_free_bits_loss(model, options.pop("free_bits"), num_samples, **options)
     options.pop("free_bits", None)
     if estimator is None:

@@ -80,16 +80,20 @@ class SentenceDecoder(nn.Module):
     def setup(self):
         """The embedding, the initial-state map, the shared LSTM cell and the output layer."""
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        # without z (the language model) the initial state is a learned bias alone
-        kernel = nn.initializers.zeros if self.latent_dim == 0 else nn.initializers.lecun_normal()
-        self.init_state = nn.Dense(2 * self.hidden, kernel_init=kernel)
+        if self.latent_dim == 0:    # the language model: a learned initial state
+            self.initial_state = self.param("initial_state", nn.initializers.zeros,
+                                            (2 * self.hidden,))
+        else:
+            self.init_state = nn.Dense(2 * self.hidden)
         self.cell = nn.OptimizedLSTMCell(self.hidden)
         self.rnn = nn.RNN(self.cell)
         self.out = nn.Dense(self.vocab_size)
 
     def start(self, z: Array):
-        """The LSTM state before ``<bos>``: ``(c, h)``, each ``[hidden]``, from z ``[D]``."""
-        c, h = jnp.split(self.init_state(z), 2, axis=-1)
+        """The LSTM state before ``<bos>``: ``(c, h)``, each ``[hidden]``, a linear map of z
+        ``[D]`` (learned, the same for every sentence, when ``latent_dim == 0``)."""
+        state = self.initial_state if self.latent_dim == 0 else self.init_state(z)
+        c, h = jnp.split(state, 2, axis=-1)
         return c, jnp.tanh(h)
 
     def _inputs(self, tokens: Array, z: Array) -> Array:
