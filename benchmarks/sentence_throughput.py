@@ -217,13 +217,14 @@ def make_torch(params0, word_keep: float, rows, compile: bool, threads: int):
 
 # ----------------------------------------------------------------------------------- FLOPs
 
-def step_flops(params, batch: int, length: int = MAX_LENGTH + 2) -> dict:
+def step_flops(params, batch: int, length: int) -> dict:
     """Multiply-add FLOPs (2 per MAC) of one train step, from the parameter shapes.
 
-    Forward: each LSTM step is one ``[E + H] x [4H]`` matmul per row (the encoder runs
-    over all ``length`` ids of a row, the decoder over its ``length - 1`` inputs, padding
-    included, as both implementations compute them), and every dense layer (2 * n * p per
-    row: the heads, the initial state, the output layer over ``length - 1`` positions).
+    Rows of ``length`` ids. Forward: each LSTM step is one ``[E + H] x [4H]`` matmul per
+    row (the encoder runs over all ``length`` ids of a row, the decoder over its ``length -
+    1`` inputs, padding included, as both implementations compute them), and every dense
+    layer (2 * n * p per row: the heads, the initial state, the output layer over ``length
+    - 1`` positions).
     Backward: 2x forward everywhere (the embeddings are trained, so every LSTM input needs
     its gradient). Elementwise work (gates, log-softmax, Adam) and the embedding gathers
     and scatter-adds are not counted.
@@ -511,7 +512,7 @@ def main(argv=None) -> int:
         tm = time_setting(SETTINGS[setting], model, params0, rows, names, args.repeats,
                           args.target, threads, rotate=i)
         rec = build_record(setting, SETTINGS[setting], args.batch, tm,
-                           step_flops(params0, args.batch))
+                           step_flops(params0, args.batch, MAX_LENGTH + 2))
         rec.update(load_before=load0, load_after=loadavg(), when=time.strftime("%Y-%m-%d %H:%M"))
         sp = rec["steps_per_s"]
         log("  steps/s: " + ", ".join(f"{n} {v['median']:.2f}" for n, v in sp.items())

@@ -22,6 +22,8 @@ PRESETS = {
                                             flow="iaf", num_flows=1, flow_hidden=4,
                                             context_dim=2),
     "linear_gaussian": lambda: jaxvae.LinearGaussianVAE(data_dim=12, latent_dim=2),
+    "sentence_vae": lambda: jaxvae.sentence_vae(9, max_length=3, embed_dim=4, hidden=5,
+                                                latent_dim=2, word_keep=0.5),
 }
 
 
@@ -69,6 +71,11 @@ def model_and_params(request):
 
 
 def data(model, n=3):
+    if isinstance(model, jaxvae.SentenceVAE):    # <bos> w1 w2 <eos> <pad>, words 4..V-1
+        words = jax.random.randint(jax.random.key(1), (n, 2), 4, model.vocab_size)
+        rows = jnp.concatenate([jnp.full((n, 1), 2), words, jnp.full((n, 1), 3),
+                                jnp.zeros((n, model.event_shape[0] - 4), int)], axis=1)
+        return rows.astype(jnp.int32)
     x = jax.random.bernoulli(jax.random.key(1), 0.5, (n, *model.event_shape))
     return x.astype(jnp.float32)
 

@@ -16,7 +16,8 @@ import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py", "blurry.py",
-          "em_vs_vae.py", "chairs.py", "latent_2d.py", "ae_vs_vae.py", "latent_lab.py"}
+          "em_vs_vae.py", "chairs.py", "latent_2d.py", "ae_vs_vae.py", "latent_lab.py",
+          "sentence_vae.py"}
 
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
