@@ -119,7 +119,8 @@ def jaxvae_draws(model, params, x, key):
     [B, L - 1])``. One key per example from ``split(key, B)``, split again by
     ``jaxvae.terms.training_rngs`` into z's key and the word-dropout stream; z is
     ``q.sample(seed=key_z, sample_shape=(1,))``, eps = (z - mu) / s, and the inputs are
-    ``drop_words`` of ``x[:-1]`` with the key the likelihood made from its stream."""
+    ``drop_words`` of ``x[:-1]`` with the key the likelihood made from its stream.
+    Traceable: jit it (the self-check jits it with the loss's gradient)."""
     import jax
 
     import jaxvae
@@ -135,7 +136,7 @@ def jaxvae_draws(model, params, x, key):
         return eps, drop_words(lik.key, xi[:-1], lik.word_keep)
 
     keys = jax.random.split(key, x.shape[0])
-    return jax.jit(jax.vmap(per_example))(x, keys)
+    return jax.vmap(per_example)(x, keys)
 
 
 def self_check(setting: str, params, model, rows: np.ndarray, seed: int) -> dict:
@@ -151,9 +152,13 @@ def self_check(setting: str, params, model, rows: np.ndarray, seed: int) -> dict
 
     key = jax.random.PRNGKey(seed + 1000)
     x = jnp.asarray(rows)
-    (loss_j, _), grads_j = jax.jit(jax.value_and_grad(jax_loss(model), has_aux=True))(
-        params, x, key)
-    eps, inputs = (np.asarray(a) for a in jaxvae_draws(model, params, x, key))
+
+    def loss_grads_draws(params, x, key):        # one compilation for all three
+        value_and_grad = jax.value_and_grad(jax_loss(model), has_aux=True)
+        return value_and_grad(params, x, key), jaxvae_draws(model, params, x, key)
+
+    ((loss_j, _), grads_j), draws = jax.jit(loss_grads_draws)(params, x, key)
+    eps, inputs = (np.asarray(a) for a in draws)
     tm = torch_sentence.from_jaxvae(params, model.word_keep)
     xt = torch.from_numpy(np.asarray(rows, np.int64))
     loss_t = tm.loss(xt, torch.from_numpy(eps.copy()),
