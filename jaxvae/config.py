@@ -250,9 +250,9 @@ class Config:
             raise ConfigError(f"model {self.model!r} models words (a Categorical over the "
                               "vocabulary); it takes no likelihood setting", "likelihood")
         text_data = self.data in ("embedded", "wordnet") or self.data.startswith("text:")
-        if preset.text and not text_data:
-            raise ConfigError(f"model {self.model!r} reads sentences: data must be 'wordnet' "
-                              f"or 'text:PATH', got {self.data!r}", "data")
+        if preset.text and not (text_data or self.data.startswith("tfds:")):
+            raise ConfigError(f"model {self.model!r} reads sentences: data must be 'wordnet', "
+                              f"'text:PATH' or 'tfds:NAME', got {self.data!r}", "data")
         if not preset.text and (self.data == "wordnet" or self.data.startswith("text:")):
             raise ConfigError(f"{self.data!r} is text; model {self.model!r} reads images (the "
                               "sentence models are sentence-vae and rnn-lm)", "data")

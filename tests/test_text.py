@@ -170,3 +170,19 @@ def test_load_text_errors(tmp_path):
     (tmp_path / "d" / "train.txt").write_text("a\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"no such file: .*valid.txt"):
         load_text(f"text:{tmp_path / 'd'}", "valid")
+
+
+def test_tfds_text_corpora_under_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=6):
+        lm1b = load_text("tfds:lm1b", "train")
+        raw = [tfds.data_source("lm1b", split="train")[i]["text"] for i in range(6)]
+        news = load_text("tfds:ag_news_subset", "test")
+        with pytest.raises(DataError, match="no 'validation' split"):
+            load_text("tfds:lm1b", "valid")
+        with pytest.raises(DataError, match="no 'body' feature"):
+            from jaxvae.data.tfds_source import load_tfds_text
+            load_tfds_text("imdb_reviews", "train", feature="body")
+    assert lm1b.name == "tfds:lm1b"
+    assert lm1b.sentences == [" ".join(str(t).split()) for t in raw if str(t).split()]
+    assert len(news.sentences) >= 1 and all(isinstance(s, str) for s in news.sentences)

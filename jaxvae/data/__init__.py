@@ -15,9 +15,10 @@
 * :func:`mnist_views` / :func:`tfds_views` / :func:`make_views`: identities x viewpoints
   (:class:`Views`) for conditional generators, with :func:`rotate_scale`,
   :func:`view_pairs` and :func:`views_condition` (:mod:`.views`);
-* :func:`load_text` (``"wordnet"``, ``"text:PATH"``; splits ``train``, ``valid``, ``test``,
-  ``all``) returns :class:`TextData` sentences; :func:`tokenize`, :class:`Vocabulary` and
-  :func:`encode_batch` turn them into padded ``int32`` id rows (:mod:`.text`).
+* :func:`load_text` (``"wordnet"``, ``"text:PATH"``, ``"text:DIR"``, ``"tfds:NAME"``;
+  splits ``train``, ``valid``, ``test``, ``all``) returns :class:`TextData` sentences;
+  :func:`tokenize`, :class:`Vocabulary` and :func:`encode_batch` turn them into padded
+  ``int32`` id rows (:mod:`.text`).
 """
 
 from jaxvae.data.batching import batches, num_batches

@@ -256,7 +256,9 @@ def load_text(name: str = "wordnet", split: str = "train") -> TextData:
     ``"text:PATH"`` with PATH a UTF-8 file (``.gz`` is decompressed) with one sentence per
     line, blank lines skipped; or ``"text:DIR"`` with DIR a directory holding
     ``train.txt``, ``valid.txt`` and ``test.txt`` (or Penn Treebank's ``ptb.train.txt``,
-    ``ptb.valid.txt``, ``ptb.test.txt``).
+    ``ptb.valid.txt``, ``ptb.test.txt``); or ``"tfds:NAME"`` for a TFDS text data set
+    (``lm1b``, ``imdb_reviews``, ``yelp_polarity_reviews``, ``ag_news_subset``, or any with
+    a ``text`` feature; one example per sentence; needs tensorflow-datasets).
 
     Splits: ``"train"``, ``"valid"``, ``"test"`` and ``"all"``. For the embedded corpus and
     a single file, sentence ``i`` (counted after blank lines are skipped) is in ``test``
@@ -273,10 +275,17 @@ def load_text(name: str = "wordnet", split: str = "train") -> TextData:
         data = importlib.resources.files("jaxvae.data").joinpath(EMBEDDED_FILE).read_bytes()
         sentences = _decode(gzip.decompress(data), EMBEDDED_FILE)
         return TextData(_split_lines(sentences, split, EMBEDDED_FILE), name)
+    if isinstance(name, str) and name.startswith("tfds:") and name[5:]:
+        if split == "all":
+            raise DataError("split 'all' is for files; a TFDS corpus has train, valid, test")
+        from jaxvae.data.tfds_source import load_tfds_text
+
+        return TextData(load_tfds_text(name[5:], split), name)
     if not isinstance(name, str) or not name.startswith("text:") or not name[5:]:
         raise DataError(f"unknown text corpus name {name!r}; accepted: 'wordnet', "
-                        f"'text:PATH' (a file, one sentence per line) or 'text:DIR' "
-                        f"(a directory with train.txt, valid.txt, test.txt or ptb.*.txt)")
+                        f"'text:PATH' (a file, one sentence per line), 'text:DIR' "
+                        f"(a directory with train.txt, valid.txt, test.txt or ptb.*.txt) "
+                        f"or 'tfds:NAME'")
     path = os.path.expanduser(name[5:])
     if os.path.isdir(path):
         splits = ("train", "valid", "test") if split == "all" else (split,)

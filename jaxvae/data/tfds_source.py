@@ -16,7 +16,7 @@ import numpy as np
 from jaxvae.data.errors import DataError, MissingDependencyError
 from jaxvae.data.validation import to_images, to_labels
 
-__all__ = ["check_tfds_split", "load_tfds"]
+__all__ = ["check_tfds_split", "load_tfds", "load_tfds_text", "TFDS_TEXT_FEATURES"]
 
 # TFDS data sets whose uint8 image feature holds 0/1 values rather than 0..255.
 _TFDS_BINARY_UINT8 = frozenset({"binarized_mnist"})
@@ -29,7 +29,14 @@ _TFDS_NO_VALIDATION = {
     "fashion_mnist": ("train", "test"),
     "cifar10": ("train", "test"),
     "svhn_cropped": ("train", "test", "extra"),
+    "lm1b": ("train", "test"),
+    "imdb_reviews": ("train", "test", "unsupervised"),
+    "ag_news_subset": ("train", "test"),
+    "yelp_polarity_reviews": ("train", "test"),
 }
+#: TFDS text data sets -> the string feature read as the sentence (others: ``"text"``)
+TFDS_TEXT_FEATURES = {"lm1b": "text", "imdb_reviews": "text", "yelp_polarity_reviews": "text",
+                      "ag_news_subset": "description"}
 
 
 class _Transform(NamedTuple):
@@ -143,3 +150,40 @@ def load_tfds(tfds_name: str, part: str, dtype: str):
         labels = to_labels(np.stack(labels), len(out), f"'label' of {origin}", "image")
     return out, labels
 
+
+
+def load_tfds_text(tfds_name: str, part: str, feature: str | None = None) -> list[str]:
+    """One split of a TFDS text data set as a list of strings (one per example).
+
+    Args: ``tfds_name`` (e.g. ``"lm1b"``, ``"imdb_reviews"``); ``part`` ``train``,
+      ``valid`` or ``test``; ``feature``, the string feature (default
+      :data:`TFDS_TEXT_FEATURES`'s, else ``"text"``).
+    Returns: the examples' texts, whitespace (new lines included) collapsed, empty ones
+      dropped. Raises DataError for a missing split or feature, non-UTF-8 bytes or no text.
+    """
+    check_tfds_split(tfds_name, part)
+    tfds = _import_tfds()
+    feature = feature or TFDS_TEXT_FEATURES.get(_tfds_base(tfds_name), "text")
+    origin = f"TFDS data set {tfds_name!r} (split {_TFDS_SPLITS[part]!r})"
+    try:
+        source = tfds.data_source(tfds_name, split=_TFDS_SPLITS[part])
+    except ValueError as err:
+        raise DataError(f"cannot load {origin}: {err}") from err
+    texts = []
+    for i in range(len(source)):
+        example = source[i]
+        if feature not in example:
+            raise DataError(f"{origin} has no {feature!r} feature (features: "
+                            f"{sorted(example)})")
+        value = example[feature]
+        if isinstance(value, (bytes, np.bytes_)):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"example {i} of {origin} is not UTF-8") from err
+        text = " ".join(str(value).split())
+        if text:
+            texts.append(text)
+    if not texts:
+        raise DataError(f"{origin} has no text")
+    return texts
