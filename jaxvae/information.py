@@ -36,6 +36,9 @@ def _posterior_params(model, params, x, condition):
     return jax.vmap(one)(x, *extra)
 
 
+_posterior_params_jit = jax.jit(_posterior_params, static_argnums=0)
+
+
 def _log_normal(z, loc, scale):
     """log N(z_i; loc_n, diag scale_n^2) for every pair: ``[I, N]``."""
     u = (z[:, None, :] - loc[None]) / scale[None]
@@ -74,7 +77,6 @@ def mutual_information(model, params: Params, x: Array, key: PRNGKey, *,
     num_draws = _checks.integer(num_draws, "num_draws")
     if x.shape[0] < 2:
         raise ValueError(f"mutual_information needs at least 2 examples, got {x.shape[0]}")
-    loc, scale = jax.jit(_posterior_params, static_argnums=0)(model, params, jnp.asarray(x),
-                                                             condition)
+    loc, scale = _posterior_params_jit(model, params, jnp.asarray(x), condition)
     keys = jax.random.split(key, num_draws)
     return float(np.mean([float(_estimate(k, loc, scale)) for k in keys]))

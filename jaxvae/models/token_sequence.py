@@ -151,7 +151,8 @@ class TokenSequence(distrax.Distribution):
         return self._decode(None)
 
     def beam_search(self, beam_size: int = 5) -> tuple[Array, Array]:
-        """Beam search for the most probable sentence of at most L - 2 words.
+        """Beam search for the most probable row: a sentence of at most L - 2 words and
+        ``<eos>``, or L - 1 words that reach the row's end without ``<eos>``.
 
         Keeps the ``beam_size`` best prefixes by log-probability; a prefix that has emitted
         ``<eos>`` continues only with ``<pad>`` at no cost, so finished and open sentences
