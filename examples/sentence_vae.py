@@ -17,7 +17,9 @@ The KL(q(z|x) || p(z)) averaged over a fixed batch of ``--valid-size`` validatio
 is logged every ``--log-every`` steps: with the plain ELBO an LSTM decoder learns to model
 the sentences without z and the KL collapses to near 0 early on; annealing lets the encoder
 put information into z before the KL is paid in full, and word dropout makes the decoder
-need it. Figure: OUT/sentence_kl_collapse.png (KL against the step, and beta below).
+need it (whether z stays in use after beta reaches 1 depends on the budget: the committed
+results and docs/gallery.md say what this run measured). Figure:
+OUT/sentence_kl_collapse.png (KL against the step, log scale, and beta below).
 
 After training, on the first ``--test-limit`` test sentences
 (:func:`jaxvae.sentences.text_metrics`): the test KL, the NLL per sentence (IWAE bound with
@@ -27,13 +29,16 @@ I_q(x; z) and the active units (printed as a markdown table). And as text
 the posterior mean and from three draws z ~ q(z|x), homotopies (five points on the line
 between the posterior means of two test sentences, Bowman et al., section 5.2), and greedy
 decodes of z ~ p(z) with the number of distinct decodes among ``--prior-draws`` draws. A
-collapsed model decodes every z to the same sentence.
+collapsed model decodes every z to one or a few sentences.
 
-Default budget: 1500 Adam steps per setting (lr 1e-3, batch 64: 2.2 passes over the 43,400
-training sentences), hidden 128, embeddings 128, 16 latent units, a vocabulary of the
-3,097 words seen at least 10 times, sentences cut to 15 words; the evaluation uses 500 test
-sentences and k = 100. About 45 minutes on 2 shared CPU cores (the wall time is printed and
-stored in the JSON).
+Default budget: 800 Adam steps per setting (lr 1e-3, batch 64: 1.18 passes over the 43,400
+training sentences), annealing over the first 400, the KL logged every 25 steps on 512
+validation sentences; hidden 128, embeddings 128, 16 latent units, a vocabulary of the
+3,093 words seen at least 10 times (3,097 tokens with the specials), sentences cut to 15
+words; the evaluation uses 500 test sentences and k = 100. The committed run took 1962 s
+(33 minutes; 358-426 s of training and 48-131 s of evaluation per setting) on 2 CPU cores
+shared with other work; the wall time is printed and stored in the JSON. ``--replot``
+redraws the figure and the text from the stored results.
 
     python examples/sentence_vae.py     # figure in docs/images/, text and JSON in
                                         # benchmarks/results/sentence_vae/
@@ -105,6 +110,9 @@ def parse_args(argv=None):
                              f"{DEFAULT_FIGURE_DIR}/ and {DEFAULT_TEXT_DIR}/; a new temporary "
                              "folder with --quick)")
     parser.add_argument("--quick", action="store_true", help="smoke run, about 30 s")
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw the figure and the text from the results.json of a "
+                             "finished run (in --out or the default folders), train nothing")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else FULL).items():
@@ -230,8 +238,15 @@ def decodes(model, params, vocab, test_ids, chosen, z_prior, key) -> dict:
     prior = text[5 * PAIRS:]
     shown = [{"input": s, "mean": greedy[i], "samples": samples[3 * i:3 * i + 3]}
              for i, s in enumerate(sentences.to_text(vocab, x[:SHOWN]))]
-    return {"test": shown, "homotopies": homotopies, "prior": prior[:PRIOR_SHOWN],
-            "prior_distinct": len(set(prior)), "prior_draws": len(prior)}
+    return {"test": shown, "homotopies": homotopies, "pairs": homotopy_pairs(vocab, x),
+            "prior": prior[:PRIOR_SHOWN], "prior_distinct": len(set(prior)),
+            "prior_draws": len(prior)}
+
+
+def homotopy_pairs(vocab, x) -> list:
+    """The test sentences at the ends of each homotopy; ``x`` the chosen rows."""
+    text = sentences.to_text(vocab, x)
+    return [[text[SHOWN + 2 * p], text[SHOWN + 2 * p + 1]] for p in range(PAIRS)]
 
 
 def save_figure(results: dict, args, path: str) -> str:
@@ -241,11 +256,14 @@ def save_figure(results: dict, args, path: str) -> str:
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1]})
-    for name, r in results.items():
+    for i, (name, r) in enumerate(results.items()):
         steps = [c["step"] for c in r["curve"]]
-        line, = top.plot(steps, [c["kl"] for c in r["curve"]], marker=".", label=name)
-        bottom.plot(steps, [c["beta"] for c in r["curve"]], color=line.get_color())
-    top.set_ylabel("KL(q(z|x) || p(z)), nats")
+        line, = top.plot(steps, [max(c["kl"], 1e-3) for c in r["curve"]], marker=".",
+                         label=name)
+        bottom.plot(steps, [c["beta"] for c in r["curve"]], color=line.get_color(),
+                    linestyle=("-", "--", ":", "-.")[i % 4])
+    top.set_yscale("log")
+    top.set_ylabel("KL(q(z|x) || p(z)), nats (log scale)")
     top.set_title(f"sentence VAE on WordNet sentences: KL on {args.valid_size} validation "
                   f"sentences\n(LSTM {args.hidden}, {args.latent_dim}-d z, batch "
                   f"{args.batch_size}, {args.steps} steps per setting)", fontsize=10)
@@ -299,12 +317,51 @@ def markdown(results: dict, args, header: str, seconds: float) -> str:
                     *(f"  - z ~ q: {t}" for t in s["samples"])]
         out += ["", "Homotopies (greedy decodes of five evenly spaced points between the "
                 "posterior means of two test sentences):", ""]
-        for h in d["homotopies"]:
-            out += ["```", *h, "```", ""]
+        for h, ends in zip(d["homotopies"], d["pairs"]):
+            out += [f"from *{ends[0]}* to *{ends[1]}*:", "", "```", *h, "```", ""]
         out += [f"Greedy decodes of z ~ p(z) ({d['prior_distinct']} distinct among "
                 f"{d['prior_draws']} draws; the first {len(d['prior'])}):", "",
                 *(f"- {s}" for s in d["prior"]), ""]
     return "\n".join(out)
+
+
+def write_outputs(results: dict, args, header: str, seconds: float, stored: dict,
+                  figure_dir: str, text_dir: str) -> list[str]:
+    """The figure, the text and (``stored`` given) the JSON; returns their paths."""
+    os.makedirs(figure_dir, exist_ok=True)
+    os.makedirs(text_dir, exist_ok=True)
+    wrote = [save_figure(results, args, os.path.join(figure_dir, FIGURE))]
+    text_path = os.path.join(text_dir, "sentence_vae.md")
+    with open(text_path, "w") as f:
+        f.write(markdown(results, args, header, seconds))
+    wrote.append(text_path)
+    if stored is not None:
+        json_path = os.path.join(text_dir, "results.json")
+        with open(json_path, "w") as f:
+            json.dump(stored, f, indent=1)
+        wrote.append(json_path)
+    return wrote
+
+
+def replot(figure_dir: str, text_dir: str) -> dict:
+    """The figure and the text again from ``text_dir``/results.json (no training)."""
+    with open(os.path.join(text_dir, "results.json")) as f:
+        stored = json.load(f)
+    args = argparse.Namespace(**stored["args"])
+    results = stored["settings"]
+    if any("pairs" not in r["decodes"] for r in results.values()):
+        # written before the homotopies' ends were stored: they follow from the data
+        _, test_ids, _, vocab, _ = load_data(args)
+        test_ids = test_ids[:args.test_limit]
+        ends = homotopy_pairs(vocab, test_ids[pick_sentences(vocab, test_ids,
+                                                             SHOWN + 2 * PAIRS)])
+        for r in results.values():
+            r["decodes"]["pairs"] = ends
+    print(table(results, args))
+    wrote = write_outputs(results, args, stored["budget"], stored["seconds"], None,
+                          figure_dir, text_dir)
+    print(f"wrote {', '.join(wrote)}")
+    return results
 
 
 def main(argv=None):
@@ -316,6 +373,8 @@ def main(argv=None):
         args.out = tempfile.mkdtemp(prefix="sentence_vae_")
     figure_dir = args.out or DEFAULT_FIGURE_DIR
     text_dir = args.out or DEFAULT_TEXT_DIR
+    if args.replot:
+        return replot(figure_dir, text_dir)
     x, test_ids, valid, vocab, cut = load_data(args)
     test_ids = test_ids[:args.test_limit]
     chosen = pick_sentences(vocab, test_ids, SHOWN + 2 * PAIRS)
@@ -355,19 +414,10 @@ def main(argv=None):
               flush=True)
     seconds = round(time.perf_counter() - start, 1)
     print(table(results, args))
-    os.makedirs(figure_dir, exist_ok=True)
-    os.makedirs(text_dir, exist_ok=True)
-    wrote = [save_figure(results, args, os.path.join(figure_dir, FIGURE))]
-    text_path = os.path.join(text_dir, "sentence_vae.md")
-    with open(text_path, "w") as f:
-        f.write(markdown(results, args, header, seconds))
-    wrote.append(text_path)
-    json_path = os.path.join(text_dir, "results.json")
-    with open(json_path, "w") as f:
-        json.dump({"args": vars(args), "budget": header, "machine": machine(),
-                   "vocab_size": len(vocab), "num_train": len(x), "seconds": seconds,
-                   "settings": results}, f, indent=1)
-    wrote.append(json_path)
+    stored = {"args": vars(args), "budget": header, "machine": machine(),
+              "vocab_size": len(vocab), "num_train": len(x), "seconds": seconds,
+              "settings": results}
+    wrote = write_outputs(results, args, header, seconds, stored, figure_dir, text_dir)
     print(f"wrote {', '.join(wrote)}")
     print(f"total {seconds} s")
     return results

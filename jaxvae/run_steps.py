@@ -87,7 +87,10 @@ def beta_schedule(config):
     if config.annealing == "none":
         return config.beta
     fn = {"linear": lambda t: schedules.linear_annealing(t, config.annealing_steps),
-          "sigmoid": lambda t: schedules.sigmoid_annealing(t, config.annealing_steps // 2),
+          # steepness 10 / annealing_steps: beta goes from sigmoid(-5) = 0.007 at step 0 to
+          # 0.993 at annealing_steps, whatever their number
+          "sigmoid": lambda t: schedules.sigmoid_annealing(
+              t, max(1, config.annealing_steps // 2), rate=10.0 / config.annealing_steps),
           "cyclical": lambda t: schedules.cyclical_annealing(t, config.annealing_steps)}
     return lambda t: config.beta * fn[config.annealing](t)
 

@@ -31,25 +31,28 @@ __all__ = ["DECODERS", "decode", "homotopy", "to_text", "text_metrics", "count_w
 DECODERS = ("greedy", "beam", "sample")
 
 
-def _decode_one(model, params, z, key, method, beam_size):
+def _decode_one(model, params, z, key, method, beam_size, allow_unk):
     dist = terms.bind(model, params).likelihood(z)
     if method == "greedy":
-        return dist.greedy()
+        return dist.greedy(allow_unk)
     if method == "beam":
-        return dist.beam_search(beam_size)[0]
-    return dist.sample(seed=key)
+        return dist.beam_search(beam_size, allow_unk)[0]
+    return dist.sample_words(key, allow_unk)
 
 
-_decode_batch = jax.jit(jax.vmap(_decode_one, in_axes=(None, None, 0, 0, None, None)),
-                        static_argnums=(0, 4, 5))
+_decode_batch = jax.jit(jax.vmap(_decode_one, in_axes=(None, None, 0, 0, None, None, None)),
+                        static_argnums=(0, 4, 5, 6))
 
 
 def decode(model, params: Params, z: Array, method: str = "greedy", *,
-           key: PRNGKey | None = None, beam_size: int = 5) -> np.ndarray:
+           key: PRNGKey | None = None, beam_size: int = 5,
+           allow_unk: bool = True) -> np.ndarray:
     """Token ids decoded from codes.
 
     Args: ``model``, ``params``; ``z: [N, latent_dim]`` (``[N, 0]`` for the language
-      model); ``method`` in :data:`DECODERS`; ``key`` (``"sample"`` only); ``beam_size``.
+      model); ``method`` in :data:`DECODERS`; ``key`` (``"sample"`` only); ``beam_size``;
+      ``allow_unk``: False never emits ``<unk>`` (readable decodes when rare words are
+      many; sampling then renormalizes over the other tokens).
     Returns: ``int32 [N, L]`` rows ``<bos> w_1 .. <eos> <pad> ..``.
     """
     if method not in DECODERS:
@@ -60,22 +63,23 @@ def decode(model, params: Params, z: Array, method: str = "greedy", *,
     if z.ndim != 2 or z.shape[1:] != tuple(model.latent_shape):
         raise ValueError(f"z must be codes [N, {model.latent_shape[0]}], got shape {z.shape}")
     keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), z.shape[0])
-    return np.asarray(_decode_batch(model, params, z, keys, method, int(beam_size)))
+    return np.asarray(_decode_batch(model, params, z, keys, method, int(beam_size),
+                                    bool(allow_unk)))
 
 
 def homotopy(model, params: Params, x1: Array, x2: Array, num: int = 5,
-             method: str = "greedy", beam_size: int = 5) -> np.ndarray:
+             method: str = "greedy", beam_size: int = 5, allow_unk: bool = True) -> np.ndarray:
     """Decodes the line between the posterior means of two sentences.
 
     Args: ``x1``, ``x2``: ``[L]`` id rows; ``num`` >= 2 points t = 0, 1/(num-1), .., 1;
-      ``method`` ``"greedy"`` or ``"beam"``.
+      ``method`` ``"greedy"`` or ``"beam"``; ``allow_unk`` as in :func:`decode`.
     Returns: ``int32 [num, L]``, the decodes of z(t) = z_1 (1 - t) + z_2 t.
     """
     if method == "sample":
         raise ValueError("a homotopy decodes deterministically: method 'greedy' or 'beam'")
     codes = latent.encode_mean(model, params, jnp.stack([jnp.asarray(x1), jnp.asarray(x2)]))
     return decode(model, params, latent.lerp(codes[0], codes[1], num), method,
-                  beam_size=beam_size)
+                  beam_size=beam_size, allow_unk=allow_unk)
 
 
 def to_text(vocab, ids: Array) -> list[str]:
@@ -107,7 +111,8 @@ def text_metrics(model, params: Params, ids: Array, key: PRNGKey, eval_k: int = 
     """Per-sentence NLL, KL, perplexity, active units and mutual information.
 
     * ``nll``: -log p(x) per sentence by importance sampling (:func:`jaxvae.log_likelihood`
-      with ``eval_k`` samples; exact for the language model), and ``nll_stderr``;
+      with ``eval_k`` samples; the language model's is exact with one, and ``eval_k`` is
+      then 1), and ``nll_stderr``;
     * ``elbo``: the ELBO per sentence (one sample); ``kl``: the mean closed-form
       KL(q(z|x) || p(z)) (the rate), with ``kl_per_unit`` listed;
     * ``ppl`` = exp(sum_n NLL_n / W), W the predicted tokens, words and ``<eos>`` alike
@@ -120,6 +125,8 @@ def text_metrics(model, params: Params, ids: Array, key: PRNGKey, eval_k: int = 
     """
     _checks.num_samples(eval_k, "eval_k")
     ids = np.asarray(ids)
+    if model.latent_shape[0] == 0:
+        eval_k = 1          # the language model: every bound is log p(x) exactly
     k1, k2, k3, k4 = jax.random.split(key, 4)
     log_px = evaluate.log_likelihood(model, params, ids, k1, num_samples=eval_k,
                                      progress=progress)

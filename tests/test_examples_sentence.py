@@ -51,7 +51,14 @@ def test_sentence_vae_quick(tmp_path, capsys):
         assert len(d["test"]) == 3 and all(len(s["samples"]) == 3 for s in d["test"])
         assert [len(h) for h in d["homotopies"]] == [5, 5]
         assert len(d["prior"]) == 5 and 1 <= d["prior_distinct"] <= d["prior_draws"] == 10
-    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3 and rows[0].startswith("| setting | KL, valid batch")
     text = (tmp_path / "sentence_vae.md").read_text()
     assert text.count("- input: ") == 6 and "Homotopies" in text and "Budget per setting" in text
+    # --replot redraws the figure and the text from results.json, training nothing
+    (tmp_path / "sentence_kl_collapse.png").unlink()
+    (tmp_path / "sentence_vae.md").unlink()
+    again = load("sentence_vae").main(["--replot", "--out", str(tmp_path)])
+    assert set(again) == set(results)
+    assert (tmp_path / "sentence_kl_collapse.png").stat().st_size > 0
+    assert (tmp_path / "sentence_vae.md").read_text() == text

@@ -2,6 +2,7 @@ import numpy as np
 import optax
 import pytest
 
+import jaxvae
 from jaxvae import schedules
 
 
@@ -36,3 +37,13 @@ def test_scaled_schedule_and_errors():
     with pytest.raises(ValueError, match="steps_per_pass"):
         schedules.iwae_paper_optimizer(0)
     assert isinstance(protocol.tx, optax.GradientTransformation)
+
+
+def test_config_sigmoid_annealing_spans_zero_to_one():
+    from jaxvae import run_steps
+
+    for steps in (10, 800, 20000):
+        beta = run_steps.beta_schedule(jaxvae.Config(objective="elbo", annealing="sigmoid",
+                                                     annealing_steps=steps).validate())
+        assert float(beta(0)) < 0.01 and float(beta(steps)) > 0.99
+        np.testing.assert_allclose(float(beta(steps // 2)), 0.5, atol=0.02)

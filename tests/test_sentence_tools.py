@@ -53,6 +53,11 @@ def test_decode_and_homotopy(small):
     np.testing.assert_array_equal(path[[0, -1]], greedy)      # the ends are the two means
     drawn = sentences.decode(model, params, latent_means, "sample", key=jax.random.PRNGKey(1))
     assert drawn.shape == (2, 9) and (drawn[:, 0] == data.Vocabulary.build([]).bos_id).all()
+    unk = data.Vocabulary.build([]).unk_id
+    for method, key in (("greedy", None), ("beam", None), ("sample", jax.random.PRNGKey(2))):
+        rows = sentences.decode(model, params, jnp.tile(z, (8, 1)), method, key=key,
+                                allow_unk=False)
+        assert not (rows == unk).any()
     with pytest.raises(ValueError, match="key"):
         sentences.decode(model, params, z, "sample")
     with pytest.raises(ValueError, match="decoding method"):
@@ -94,7 +99,7 @@ def _config(tmp_path, **changes):
     return jaxvae.Config(**values)
 
 
-def test_sentence_vae_run_directory(tmp_path):
+def test_sentence_vae_run_directory(tmp_path, fast_compilation):
     run = tmp_path / "run"
     results = jaxvae.train_and_evaluate(_config(tmp_path), str(run), progress=False)
     assert {"nll", "kl", "ppl", "mutual_information", "active_units"} <= set(results.metrics)
@@ -111,7 +116,7 @@ def test_sentence_vae_run_directory(tmp_path):
     assert cli.main(["sample", str(run)]) == 2
 
 
-def test_rnn_lm_from_the_command_line(tmp_path, capsys):
+def test_rnn_lm_from_the_command_line(tmp_path, capsys, fast_compilation):
     config = _config(tmp_path)
     out = tmp_path / "lm"
     argv = ["train", "--model", "rnn-lm", "--data", config.data, "--objective", "elbo", "-k",

@@ -174,7 +174,9 @@ def from_jaxvae(params, word_keep: float = 1.0) -> SentenceVAE:
 class Trainer:
     """One Adam step of the negative ELBO with fresh noise ``torch.randn(B, latent)`` and
     fresh word dropout, as jaxvae's train step does; ``compile=True`` wraps the whole step
-    function in ``torch.compile`` (default mode)."""
+    function in ``torch.compile`` (default mode). Dynamo does not trace ``nn.LSTM``
+    (``torch._dynamo.config.allow_rnn`` is off by default): the compiled step is split into
+    graphs around the two LSTMs, which run as in eager mode."""
 
     def __init__(self, model: SentenceVAE, lr: float = 1e-3, compile: bool = False):
         self.model = model

@@ -42,6 +42,13 @@ def next_token_log_probs(logits: Array) -> Array:
     return jax.nn.log_softmax(logits, axis=-1)
 
 
+def _no_unk(log_p: Array, allow_unk: bool, renormalize: bool = True) -> Array:
+    if allow_unk:
+        return log_p
+    log_p = log_p.at[..., UNK].set(-jnp.inf)
+    return jax.nn.log_softmax(log_p, axis=-1) if renormalize else log_p
+
+
 def drop_words(key: PRNGKey | None, inputs: Array, word_keep: float) -> Array:
     """Replaces decoder inputs by ``<unk>`` (word dropout).
 
@@ -122,9 +129,9 @@ class TokenSequence(distrax.Distribution):
         return self.decoder.apply(self.variables, carry, self._input(token), self.z,
                                   method="step")
 
-    def _decode(self, key: PRNGKey | None) -> Array:
+    def _decode(self, key: PRNGKey | None, allow_unk: bool = True) -> Array:
         """One row ``[L]``: ``<bos>``, then sampled (key) or argmax tokens, ``<pad>`` after
-        ``<eos>``."""
+        ``<eos>``; without ``allow_unk``, ``<unk>`` is never chosen."""
         carry = self.decoder.apply(self.variables, self.z, method="start")
         keys = (jax.random.split(key, self.length - 1) if key is not None
                 else jnp.zeros((self.length - 1,), jnp.uint32))
@@ -132,7 +139,7 @@ class TokenSequence(distrax.Distribution):
         def body(state, key_t):
             carry, token, done = state
             carry, logits = self._step(carry, token)
-            log_p = next_token_log_probs(logits)
+            log_p = _no_unk(next_token_log_probs(logits), allow_unk)
             nxt = jnp.argmax(log_p, axis=-1) if key is None else \
                 jax.random.categorical(key_t, log_p)
             nxt = jnp.where(done, PAD, nxt).astype(jnp.int32)
@@ -146,11 +153,16 @@ class TokenSequence(distrax.Distribution):
         """``n`` ancestral samples ``[n, L]`` (int32)."""
         return jax.vmap(self._decode)(jax.random.split(key, n))
 
-    def greedy(self) -> Array:
-        """The greedy decode: the argmax token at every step, ``[L]`` (int32)."""
-        return self._decode(None)
+    def greedy(self, allow_unk: bool = True) -> Array:
+        """The greedy decode: the argmax token at every step, ``[L]`` (int32); with
+        ``allow_unk=False`` the best token other than ``<unk>``."""
+        return self._decode(None, allow_unk)
 
-    def beam_search(self, beam_size: int = 5) -> tuple[Array, Array]:
+    def sample_words(self, key: PRNGKey, allow_unk: bool = True) -> Array:
+        """One ancestral sample ``[L]``; ``allow_unk=False`` renormalizes without ``<unk>``."""
+        return self._decode(key, allow_unk)
+
+    def beam_search(self, beam_size: int = 5, allow_unk: bool = True) -> tuple[Array, Array]:
         """Beam search for the most probable row: a sentence of at most L - 2 words and
         ``<eos>``, or L - 1 words that reach the row's end without ``<eos>``.
 
@@ -158,8 +170,10 @@ class TokenSequence(distrax.Distribution):
         ``<eos>`` continues only with ``<pad>`` at no cost, so finished and open sentences
         compete on their total log-probability.
 
-        Args: ``beam_size`` >= 1 (1 is greedy decoding).
-        Returns: ``(ids [L] int32, log p(ids|z))`` for the best beam.
+        Args: ``beam_size`` >= 1 (1 is greedy decoding); ``allow_unk`` (False: never
+          ``<unk>``).
+        Returns: ``(ids [L] int32, log p(ids|z))`` for the best beam (the model's
+          probability, also when ``<unk>`` was excluded).
         """
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
@@ -175,7 +189,8 @@ class TokenSequence(distrax.Distribution):
         def body(state, t):
             carry, tokens, score, done = state
             carry, logits = jax.vmap(self._step)(carry, tokens[:, t - 1])
-            log_p = jnp.where(done[:, None], only_pad, next_token_log_probs(logits))
+            log_p = jnp.where(done[:, None], only_pad,
+                              _no_unk(next_token_log_probs(logits), allow_unk, renormalize=False))
             total = (score[:, None] + log_p).reshape(-1)
             score, flat = jax.lax.top_k(total, beam_size)
             beam, word = flat // vocab, (flat % vocab).astype(jnp.int32)
