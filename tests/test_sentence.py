@@ -210,3 +210,18 @@ def test_bad_settings_and_data():
         bound(params, np.zeros((2, 4), np.float32) + 0.5, jax.random.PRNGKey(0))
     with pytest.raises(ValueError):
         bound(params, np.zeros((2, 5), np.int32), jax.random.PRNGKey(0))     # wrong length
+
+
+def test_the_program_does_not_grow_with_the_sentence_length():
+    """Both LSTMs are scans: the lowered training loss of 5-word and 60-word rows has the
+    same size (an unrolled loop would grow twelvefold)."""
+    sizes = []
+    for max_length in (5, 60):
+        model = sentence.sentence_vae(V, max_length=max_length, latent_dim=2, **TINY)
+        params = jax.eval_shape(model.init_params, jax.random.PRNGKey(0))
+        x = jax.ShapeDtypeStruct((2, max_length + 2), jnp.int32)
+        loss = jaxvae.make_loss(model, "elbo", 1, analytic_kl=True)
+        text = jax.jit(jax.grad(lambda p, x: loss(p, x, jax.random.PRNGKey(0))[0])).lower(
+            params, x).as_text()
+        sizes.append(len(text))
+    assert sizes[1] < 1.1 * sizes[0], sizes
