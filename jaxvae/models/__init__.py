@@ -1,6 +1,6 @@
 """Flax modules, one file per model family."""
 
-from jaxvae.models import bayesian
+from jaxvae.models import bayesian, draw_attention
 from jaxvae.models.bayesian import BayesianDense, BayesianMLP, VariationalDropoutDense
 from jaxvae.models.conditional import PRIORS, ConditionalVAE, conditional_mlp
 from jaxvae.models.conv import ConvDecoder, ConvEncoder, conv_vae, depth_to_space, unpool
@@ -35,6 +35,7 @@ from jaxvae.models.token_sequence import TokenSequence
 
 __all__ = [
     "bayesian",
+    "draw_attention",
     "BayesianDense",
     "BayesianMLP",
     "VariationalDropoutDense",
