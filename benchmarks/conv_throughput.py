@@ -102,7 +102,7 @@ def jax_loss(model, objective: str, k: int):
 
 # ----------------------------------------------------------------------------- self-check
 
-def _rel(a, b) -> float:
+def rel_err(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-30))
 
@@ -143,7 +143,8 @@ def _compare(decoder, objective, k, params, model, x_bin, key, dtype) -> dict:
     loss_t = tm.loss(xt, torch.from_numpy(eps.copy()).to(tdtype))
     loss_t.backward()
     ref = torch_conv.torch_layout(grads_j, decoder)
-    grad_err = {name: _rel(ref[name], p.grad.double().numpy()) for name, p in tm.named_parameters()}
+    grad_err = {name: rel_err(ref[name], p.grad.double().numpy())
+                for name, p in tm.named_parameters()}
     worst = max(grad_err, key=grad_err.get)
     lj, lt = float(loss_j), float(loss_t.detach())
     return {"loss_jaxvae": lj, "loss_torch": lt, "loss_rel_err": abs(lt - lj) / abs(lj),
@@ -338,15 +339,16 @@ def xla_cost(step, state, x) -> dict:
 
 # ---------------------------------------------------------------------------------- timing
 
-def time_setting(decoder, objective, k, model, config, params0, x_grey, names, repeats, target,
-                 threads, rotate) -> dict:
-    makers = {
-        "jaxvae": lambda: make_jaxvae(model, config, params0, x_grey, objective, k)[0],
-        "torch_eager": lambda: make_torch(params0, decoder, x_grey, k, False, threads),
-        "torch_compile": lambda: make_torch(params0, decoder, x_grey, k, True, threads),
-        "matmul_jax": make_matmul_jax,
-        "matmul_torch": make_matmul_torch,
-    }
+def time_runners(makers: dict, names, repeats: int, target: float, rotate: int) -> dict:
+    """Times the contenders ``makers[name]() -> Runner`` for ``names``, interleaved.
+
+    Each one's first call is timed alone (compilation); a contender that fails to build or
+    run is recorded in ``errors`` and left out. The steps per round are calibrated to
+    ``target`` seconds; then ``repeats`` rounds run every live contender in an order
+    rotated by ``rotate + round``. Returns ``first_call_s``, ``seconds`` (per step, one per
+    round), ``steps_per_round``, ``first_step_loss``, ``errors`` and ``live`` (the names
+    that ran).
+    """
     runners, first_s, first_loss, errors = {}, {}, {}, {}
     for name in names:
         try:
@@ -371,13 +373,27 @@ def time_setting(decoder, objective, k, model, config, params0, x_grey, names, r
         shift = (r + rotate) % len(live)
         for name in live[shift:] + live[:shift]:
             seconds[name].append(runners[name].run(steps[name]) / steps[name])
+    return {"first_call_s": first_s, "seconds": seconds, "steps_per_round": steps,
+            "first_step_loss": first_loss, "errors": errors, "live": live}
+
+
+def time_setting(decoder, objective, k, model, config, params0, x_grey, names, repeats, target,
+                 threads, rotate) -> dict:
+    makers = {
+        "jaxvae": lambda: make_jaxvae(model, config, params0, x_grey, objective, k)[0],
+        "torch_eager": lambda: make_torch(params0, decoder, x_grey, k, False, threads),
+        "torch_compile": lambda: make_torch(params0, decoder, x_grey, k, True, threads),
+        "matmul_jax": make_matmul_jax,
+        "matmul_torch": make_matmul_torch,
+    }
+    timed = time_runners(makers, names, repeats, target, rotate)
+    live = timed.pop("live")
     xla = {}
     if "jaxvae" in live:
         _, step, box = make_jaxvae(model, config, params0, x_grey, objective, k)
         import jax.numpy as jnp
         xla = xla_cost(step, box["state"], jnp.asarray(x_grey))
-    return {"first_call_s": first_s, "seconds": seconds, "steps_per_round": steps,
-            "first_step_loss": first_loss, "errors": errors, "xla_cost": xla}
+    return {**timed, "xla_cost": xla}
 
 
 def build_record(decoder, setting, objective, k, batch, tm, flops) -> dict:
@@ -410,7 +426,7 @@ def build_record(decoder, setting, objective, k, batch, tm, flops) -> dict:
 
 # ---------------------------------------------------------------------------------- report
 
-def _fmt_spread(s, digits=3) -> str:
+def fmt_spread(s, digits=3) -> str:
     return f"{s['median']:.{digits}g} [{s['min']:.{digits}g}–{s['max']:.{digits}g}]"
 
 
@@ -427,8 +443,8 @@ def report(records, checks, meta, command) -> str:
     rows = []
     for rec in records:
         sp = rec["steps_per_s"]
-        cell = lambda n: _fmt_spread(sp[n]) if n in sp else "–"
-        ratio = lambda n: _fmt_spread(rec["ratio"][n]) if n in rec["ratio"] else "–"
+        cell = lambda n: fmt_spread(sp[n]) if n in sp else "–"
+        ratio = lambda n: fmt_spread(rec["ratio"][n]) if n in rec["ratio"] else "–"
         rows.append([rec["decoder"], f"{rec['objective']} k={rec['k']}", cell("jaxvae"),
                      cell("torch_eager"), cell("torch_compile"), ratio("torch_compile"),
                      ratio("torch_eager"),

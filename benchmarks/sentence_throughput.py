@@ -60,12 +60,13 @@ from benchmarks.common import (  # noqa: E402
 )
 from benchmarks.conv_throughput import (  # noqa: E402
     Runner,
-    _fmt_spread,
-    _rel,
+    fmt_spread,
     loadavg,
     make_matmul_jax,
     make_matmul_torch,
+    rel_err,
     summary,
+    time_runners,
     xla_cost,
 )
 
@@ -166,7 +167,7 @@ def self_check(setting: str, params, model, rows: np.ndarray, seed: int) -> dict
                      torch.from_numpy(np.asarray(inputs, np.int64)))
     loss_t.backward()
     ref = torch_sentence.torch_layout(grads_j)
-    grad_err = {name: _rel(ref[name], p.grad.double().numpy())
+    grad_err = {name: rel_err(ref[name], p.grad.double().numpy())
                 for name, p in torch_sentence.trainable(tm).items()}
     worst = max(grad_err, key=grad_err.get)
     lj, lt = float(loss_j), float(loss_t.detach())
@@ -286,38 +287,15 @@ def time_setting(word_keep, model, params0, rows, names, repeats, target, thread
         "matmul_jax": make_matmul_jax,
         "matmul_torch": lambda: TorchThreads(make_matmul_torch(), threads),
     }
-    runners, first_s, first_loss, errors = {}, {}, {}, {}
-    for name in names:
-        try:
-            runner = makers[name]()
-            first_s[name] = runner.first()
-            runners[name] = runner
-            if runner.loss is not None:
-                first_loss[name] = runner.loss()
-            log(f"    {name}: first call {first_s[name]:.2f} s")
-        except Exception as err:  # noqa: BLE001 - e.g. torch.compile without a compiler
-            text = str(err).strip()
-            errors[name] = f"{type(err).__name__}: {text.splitlines()[0][:300] if text else ''}"
-            log(f"  ! {name} failed: {errors[name]}")
-    live = [n for n in names if n in runners]
-    steps = {}
-    for name in live:
-        runners[name].run(1)                                   # second call: warm caches
-        t = runners[name].run(2) / 2
-        steps[name] = max(1, min(1000, int(round(target / max(t, 1e-6)))))
-    seconds = {name: [] for name in live}
-    for r in range(repeats):
-        shift = (r + rotate) % len(live)
-        for name in live[shift:] + live[:shift]:
-            seconds[name].append(runners[name].run(steps[name]) / steps[name])
+    timed = time_runners(makers, names, repeats, target, rotate)
+    live = timed.pop("live")
     xla = {}
     if "jaxvae" in live:
         import jax.numpy as jnp
 
         _, step, box = make_jaxvae(model, params0, rows)
         xla = xla_cost(step, box["state"], jnp.asarray(rows))
-    return {"first_call_s": first_s, "seconds": seconds, "steps_per_round": steps,
-            "first_step_loss": first_loss, "errors": errors, "xla_cost": xla}
+    return {**timed, "xla_cost": xla}
 
 
 def build_record(setting, word_keep, batch, tm, flops) -> dict:
@@ -370,8 +348,8 @@ def report(records, checks, meta, command) -> str:
     rows = []
     for rec in records:
         sp = rec["steps_per_s"]
-        cell = lambda n: _fmt_spread(sp[n]) if n in sp else "–"
-        ratio = lambda n: _fmt_spread(rec["ratio"][n]) if n in rec["ratio"] else "–"
+        cell = lambda n: fmt_spread(sp[n]) if n in sp else "–"
+        ratio = lambda n: fmt_spread(rec["ratio"][n]) if n in rec["ratio"] else "–"
         rows.append([f"word_keep={rec['word_keep']:g}", cell("jaxvae"), cell("torch_eager"),
                      cell("torch_eager_1t"), cell("torch_compile"), ratio("torch_eager"),
                      ratio("torch_eager_1t"), ratio("torch_compile"),
