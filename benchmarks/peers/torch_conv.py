@@ -220,6 +220,13 @@ def from_jaxvae(params, decoder: str | None = None) -> ConvVAE:
                     side=int(round(math.sqrt(_np(dec["pixel_bias"]).size))))
     values = torch_layout(params, decoder)
     named = dict(model.named_parameters())
+    copy_parameters(named, values)
+    return model
+
+
+def copy_parameters(named: dict, values: dict) -> None:
+    """Copies ``values`` (name -> numpy array in torch's layout) into the torch parameters
+    ``named``; ValueError when the names or a shape differ."""
     if set(named) != set(values):
         raise ValueError(f"parameter names differ: torch {sorted(set(named) - set(values))}, "
                          f"jaxvae {sorted(set(values) - set(named))}")
@@ -229,7 +236,6 @@ def from_jaxvae(params, decoder: str | None = None) -> ConvVAE:
                 raise ValueError(f"{name}: torch {tuple(param.shape)} vs jaxvae "
                                  f"{values[name].shape}")
             param.copy_(torch.from_numpy(values[name].copy()))
-    return model
 
 
 # ---------------------------------------------------------------------------- training

@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.peers.torch_conv import copy_parameters
+
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 GATES = ("i", "f", "g", "o")
 
@@ -157,15 +159,7 @@ def from_jaxvae(params, word_keep: float = 1.0) -> SentenceVAE:
     model = SentenceVAE(vocab, embed, hidden, latent, word_keep)
     values = torch_layout(params)
     named = trainable(model)
-    if set(named) != set(values):
-        raise ValueError(f"parameter names differ: torch {sorted(set(named) - set(values))}, "
-                         f"jaxvae {sorted(set(values) - set(named))}")
-    with torch.no_grad():
-        for name, param in named.items():
-            if tuple(param.shape) != values[name].shape:
-                raise ValueError(f"{name}: torch {tuple(param.shape)} vs jaxvae "
-                                 f"{values[name].shape}")
-            param.copy_(torch.from_numpy(values[name].copy()))
+    copy_parameters(named, values)
     return model
 
 
