@@ -13,23 +13,14 @@ import re
 
 import numpy as np
 import pytest
+from example_scripts import EXAMPLES, load
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py", "blurry.py",
           "em_vs_vae.py", "chairs.py", "latent_2d.py", "ae_vs_vae.py", "latent_lab.py",
           "sentence_vae.py"}
 
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
-
-
-def load(name):
-    """The module examples/``name``.py, imported by path."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_rows(text, first_cell):

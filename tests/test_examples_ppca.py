@@ -1,23 +1,11 @@
 """examples/em_vs_vae.py runs in its --quick mode: EM reaches the closed-form ML value."""
 
-import importlib.util
 import json
-import os
 
 import pytest
-
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+from example_scripts import load
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
-
-
-def load(name):
-    """The module examples/``name``.py, imported by path."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_rows(text):

@@ -5,25 +5,13 @@ embedded WordNet sentences, two of its four settings); the assertions hold for a
 that is wired correctly, however short.
 """
 
-import importlib.util
 import json
 import math
-import os
 
 import pytest
-
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+from example_scripts import load
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")
-
-
-def load(name):
-    """The module examples/``name``.py, imported by path."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}",
-                                                  os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_sentence_vae_quick(tmp_path, capsys):
