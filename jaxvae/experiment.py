@@ -77,11 +77,13 @@ def load_sentences(config: Config):
         parts = ("train", "valid") if split == "train+valid" else (split,)
         return [s for part in parts for s in data.load_text(config.data, part).sentences]
 
-    train, test = sentences(config.split), sentences(config.eval_split)
+    # tokenized once: the vocabulary, the count of cut sentences and the rows read the tokens
+    train, test = ([data.tokenize(s) for s in sentences(split)]
+                   for split in (config.split, config.eval_split))
     vocab = data.Vocabulary.build(train, min_count=presets.text_option(config, "min_count"),
                                   max_size=config.vocab_size)
     max_length = presets.text_option(config, "max_length")
-    cut = sum(len(data.tokenize(s)) > max_length for s in train)
+    cut = sum(len(tokens) > max_length for tokens in train)
     rows = [data.encode_batch(part, vocab, max_length)[0] for part in (train, test)]
     train_set, test_set = (data.Dataset(r, None, config.data) for r in rows)
     return train_set, test_set, vocab, cut

@@ -24,6 +24,14 @@ _OBJECTIVES = {"elbo": objectives.elbo, "iwae": objectives.iwae_bound}
 OBJECTIVES = tuple(_OBJECTIVES)
 
 
+def _example_terms(model, params, x, key, condition: tuple, training: bool):
+    """``(key for z, (q, prior, log_likelihood))`` of one example; ``condition`` is ``()`` or
+    ``(c,)``; with ``training`` the model's training noise takes its keys off ``key``."""
+    key, rngs = terms.training_rngs(model, key) if training else (key, None)
+    return key, terms.model_terms(model, params, x, condition=condition[0] if condition else None,
+                                  rngs=rngs)
+
+
 def make_objective(model, objective: str = "iwae", num_samples: int = 1, *,
                    training: bool = False, **kwargs):
     """Per-example bound of ``model`` over a batch.
@@ -49,10 +57,8 @@ def make_objective(model, objective: str = "iwae", num_samples: int = 1, *,
     fn = _OBJECTIVES[objective]
 
     def per_example(params, x, key, *condition):
-        key, rngs = terms.training_rngs(model, key) if training else (key, None)
-        q, prior, log_likelihood = terms.model_terms(
-            model, params, x, condition=condition[0] if condition else None, rngs=rngs)
-        return fn(key, q, prior, log_likelihood, num_samples, **kwargs)
+        key, terms_x = _example_terms(model, params, x, key, condition, training)
+        return fn(key, *terms_x, num_samples, **kwargs)
 
     def bound(params, batch, key):
         return terms.map_examples(model, per_example, params, batch, key)
@@ -157,9 +163,7 @@ def make_free_bits_loss(model, free_bits: float, num_samples: int = 1,
     _checks.num_samples(num_samples)
 
     def per_example(params, x, key, *condition):
-        key, rngs = terms.training_rngs(model, key)
-        q, prior, log_likelihood = terms.model_terms(
-            model, params, x, condition=condition[0] if condition else None, rngs=rngs)
+        key, (q, prior, log_likelihood) = _example_terms(model, params, x, key, condition, True)
         samples = objectives.sample_terms(key, q, prior, log_likelihood, num_samples)
         return jnp.mean(samples.log_likelihood), objectives.kl_per_unit(q, prior)
 
