@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--embed-dim", type=int, default=None, help="word embedding width (256)")
     t.add_argument("--word-keep", type=float, default=None,
                    help="word dropout: P(the decoder sees a word) in training (1; 0 inputless)")
+    t.add_argument("--draw-steps", type=int, default=None,
+                   help="--model draw: glimpses T (default 64)")
+    t.add_argument("--attention", type=_widths, nargs="?", const=(2, 5), default=None,
+                   help="--model draw: attentive read and write; optionally the grid sizes "
+                        "READ,WRITE (default 2,5)")
     t.add_argument("--likelihood", choices=tuple(LIKELIHOODS), default="bernoulli",
                    help="p(x|z); bernoulli trains on binarized images, gaussian/laplace/"
                         "learned-gaussian* on dequantized 8-bit images in [0, 1], logistic/"
@@ -153,7 +158,8 @@ def config_from_args(args) -> Config:
         num_flows=args.num_flows, weight_noise=args.weight_noise, decoder=args.decoder,
         channels=args.channels, num_classes=args.num_classes, max_length=args.max_length,
         min_count=args.min_count, vocab_size=args.vocab_size, embed_dim=args.embed_dim,
-        word_keep=args.word_keep, free_bits=args.free_bits, likelihood=args.likelihood,
+        word_keep=args.word_keep, draw_steps=args.draw_steps, attention=args.attention,
+        free_bits=args.free_bits, likelihood=args.likelihood,
         likelihood_scale=args.likelihood_scale, objective=args.objective,
         estimator=args.estimator, k=args.num_samples, beta=args.beta,
         analytic_kl=args.analytic_kl, annealing=args.annealing,
@@ -197,10 +203,12 @@ def cmd_train(args) -> dict:
               f"{results['active_units']}, MI {results['mutual_information']:.2f} nats, on "
               f"{results['num_sentences']} test sentences ({results['train_seconds']} s training)")
     else:
+        latent = (f"active units {results['active_units']}" if "active_units" in results
+                  else f"KL {sum(results['kl_per_step']):.2f} nats over "
+                       f"{len(results['kl_per_step'])} steps")
         print(f"test ELBO {results['test_elbo']:.2f} nats, IWAE (k={config.eval_k}) "
-              f"{results[f'test_iwae_k{config.eval_k}']:.2f} nats, active units "
-              f"{results['active_units']}, on {results['num_test']} test images "
-              f"({results['train_seconds']} s training)")
+              f"{results[f'test_iwae_k{config.eval_k}']:.2f} nats, {latent}, on "
+              f"{results['num_test']} test images ({results['train_seconds']} s training)")
         if config.likelihood != "bernoulli":
             print(f"{results['bits_per_dim']:.4f} bits/dim ({results['test_data']})")
     names = [n + ("/" if os.path.isdir(os.path.join(out, n)) else "")
@@ -250,17 +258,19 @@ def cmd_eval(args) -> dict:
     if not np.all(np.isfinite(ll)):
         raise NonFiniteResultError(f"{args.run_dir}: the IWAE bound is not finite for "
                                    f"{int(np.sum(~np.isfinite(ll)))} of {len(ll)} images")
-    active, _ = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2),
-                                      condition=condition)
     results = {"split": args.split, "num_examples": int(x.shape[0]), "k": args.k,
                "log_likelihood": float(np.mean(ll)), "nll": float(-np.mean(ll)),
-               "stderr": float(np.std(ll) / np.sqrt(len(ll))), "active_units": int(active),
+               "stderr": float(np.std(ll) / np.sqrt(len(ll))),
                "seconds": round(seconds, 1), "test_data": statement,
                **run_steps.data_metrics(config, x.shape[1:], float(-np.mean(ll)))}
+    if len(model.latent_shape) == 1:            # DRAW's z: [T, D] has no units to count
+        results["active_units"], _ = evaluate.active_units(
+            model, params, x, key=jax.random.fold_in(key, 2), condition=condition)
     rundir.write_json(output, results)
     print(f"test NLL {results['nll']:.2f} ± {results['stderr']:.2f} nats (IWAE bound, k={args.k}, "
           f"{x.shape[0]} {args.split} images, {seconds:.1f} s), {results['bits_per_dim']:.4f} "
-          f"bits/dim; active units {active}")
+          f"bits/dim" + (f"; active units {results['active_units']}"
+                         if "active_units" in results else ""))
     return results
 
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from typing import Any
+
+from jaxvae import config_checks as checks
+from jaxvae.config_checks import ConfigError
 
 __all__ = ["Config", "ConfigError", "PROTOCOLS", "ANNEALING", "TRAINING_LENGTH",
            "EVALUATION_FIELDS"]
@@ -30,18 +32,6 @@ ANNEALING = ("none", "linear", "sigmoid", "cyclical")
 TRAINING_LENGTH = ("epochs", "steps", "passes_scale")
 #: fields read only by the final evaluation (they may change on resume too)
 EVALUATION_FIELDS = ("eval_split", "eval_k", "eval_limit")
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names the field.
-
-    ``field`` is the offending field's name when there is one (the command line uses it to
-    name the flag instead).
-    """
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +53,9 @@ class Config:
         ``vocab_size`` of them, default no limit), the word-embedding width (default
         256; ``hidden`` is then one LSTM width, default 256) and the word-dropout keep
         rate (default 1; 0 is the inputless decoder).
+      draw_steps, attention: ``draw``'s number of glimpses T (default 64) and, for
+        attention, the sizes (read N, write N) of its grids (the paper's MNIST model: 2,
+        5); None reads the whole image and writes densely.
       likelihood: p(x|z), a name in :data:`jaxvae.presets.LIKELIHOODS`, which also decides
         the data: ``bernoulli`` trains on dynamically binarized images; the continuous
         heads (``gaussian``, ``laplace``, ``learned-gaussian*``) on 8-bit images
@@ -104,6 +97,8 @@ class Config:
     vocab_size: int | None = None
     embed_dim: int | None = None
     word_keep: float | None = None
+    draw_steps: int | None = None
+    attention: tuple[int, int] | None = None
     likelihood: str = "bernoulli"
     likelihood_scale: float | None = None
     objective: str = "iwae"
@@ -128,7 +123,7 @@ class Config:
     eval_limit: int | None = None
 
     def __post_init__(self):
-        for name in ("hidden", "channels"):
+        for name in ("hidden", "channels", "attention"):
             if isinstance(getattr(self, name), list):   # from JSON
                 object.__setattr__(self, name, tuple(getattr(self, name)))
 
@@ -155,7 +150,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain JSON values (tuples become lists)."""
         out = dataclasses.asdict(self)
-        for name in ("hidden", "channels"):
+        for name in ("hidden", "channels", "attention"):
             if out[name] is not None:
                 out[name] = list(out[name])
         return out
@@ -202,47 +197,52 @@ class Config:
         from jaxvae import estimators, flows, losses, presets
         from jaxvae.data import SPLITS
 
-        _choice(self, "model", tuple(presets.PRESETS))
+        checks.choice(self, "model", tuple(presets.PRESETS))
         preset = presets.PRESETS[self.model]
         for name in presets.OPTION_FIELDS:
             if getattr(self, name) is not None and name not in preset.options:
                 raise ConfigError(f"model {self.model!r} takes no {name} setting (it reads "
                                   f"{', '.join(preset.options) or 'none'})", name)
-        _optional_int(self, "latent_dim", 1)
-        _optional_int(self, "num_flows", 0)
-        _optional_int(self, "num_classes", 1)
-        _optional_int(self, "max_length", 1)
-        _optional_int(self, "min_count", 1)
-        _optional_int(self, "vocab_size", 5)
-        _optional_int(self, "embed_dim", 1)
+        checks.optional_int(self, "latent_dim", 1)
+        checks.optional_int(self, "num_flows", 0)
+        checks.optional_int(self, "num_classes", 1)
+        checks.optional_int(self, "max_length", 1)
+        checks.optional_int(self, "min_count", 1)
+        checks.optional_int(self, "vocab_size", 5)
+        checks.optional_int(self, "embed_dim", 1)
+        checks.optional_int(self, "draw_steps", 1)
+        if self.attention is not None and not (isinstance(self.attention, tuple) and len(
+                self.attention) == 2 and all(checks.is_int(n) and n >= 1 for n in self.attention)):
+            raise ConfigError(f"attention must be two grid sizes (read, write), e.g. [2, 5], "
+                              f"got {self.attention!r}", "attention")
         if self.word_keep is not None:
-            _real(self, "word_keep", 0.0)
+            checks.real(self, "word_keep", 0.0)
             if self.word_keep > 1:
                 raise ConfigError(f"word_keep must be a probability in [0, 1], got "
                                   f"{self.word_keep}", "word_keep")
         if self.hidden is not None:
             if not isinstance(self.hidden, tuple) or not self.hidden or not all(
-                    _is_int(h) and h >= 1 for h in self.hidden):
+                    checks.is_int(h) and h >= 1 for h in self.hidden):
                 raise ConfigError(f"hidden must be a non-empty list of positive layer widths, "
                                   f"got {self.hidden!r}")
         if self.flow is not None:
-            _choice(self, "flow", tuple(flows.FLOWS))
+            checks.choice(self, "flow", tuple(flows.FLOWS))
         if self.weight_noise is not None:
-            _choice(self, "weight_noise", presets.WEIGHT_NOISE)
+            checks.choice(self, "weight_noise", presets.WEIGHT_NOISE)
         if self.decoder is not None:
-            _choice(self, "decoder", presets.DECODERS)
+            checks.choice(self, "decoder", presets.DECODERS)
         if self.channels is not None:
             if not isinstance(self.channels, tuple) or not self.channels or not all(
-                    _is_int(c) and c >= 1 for c in self.channels):
+                    checks.is_int(c) and c >= 1 for c in self.channels):
                 raise ConfigError(f"channels must be a non-empty list of positive widths, got "
                                   f"{self.channels!r}", "channels")
-        _choice(self, "likelihood", tuple(presets.LIKELIHOODS))
+        checks.choice(self, "likelihood", tuple(presets.LIKELIHOODS))
         if self.likelihood_scale is not None:
             if self.likelihood not in presets.SCALED_LIKELIHOODS:
                 raise ConfigError(f"likelihood_scale applies to "
                                   f"{' and '.join(presets.SCALED_LIKELIHOODS)} only, not "
                                   f"{self.likelihood!r}", "likelihood_scale")
-            _real(self, "likelihood_scale", 0.0, strict=True)
+            checks.real(self, "likelihood_scale", 0.0, strict=True)
         if preset.task == "classification" and self.likelihood != "bernoulli":
             raise ConfigError(f"model {self.model!r} is a classifier; it takes no likelihood",
                               "likelihood")
@@ -256,21 +256,29 @@ class Config:
         if not preset.text and (self.data == "wordnet" or self.data.startswith("text:")):
             raise ConfigError(f"{self.data!r} is text; model {self.model!r} reads images (the "
                               "sentence models are sentence-vae and rnn-lm)", "data")
-        _choice(self, "objective", tuple(losses.OBJECTIVES))
+        checks.choice(self, "objective", tuple(losses.OBJECTIVES))
         if self.estimator is not None:
-            _choice(self, "estimator", tuple(estimators.ESTIMATORS))
+            checks.choice(self, "estimator", tuple(estimators.ESTIMATORS))
             own = estimators.get_estimator(self.estimator).objective
             if own != self.objective:
                 raise ConfigError(f"estimator {self.estimator!r} estimates the gradient of "
                                   f"{own!r}; set objective={own!r}")
-        _int(self, "k", 1)
-        _real(self, "beta", 0.0)
-        _flag(self, "analytic_kl")
+        checks.integer(self, "k", 1)
+        checks.real(self, "beta", 0.0)
+        checks.flag(self, "analytic_kl")
         if self.free_bits is not None:
-            _real(self, "free_bits", 0.0)
+            checks.real(self, "free_bits", 0.0)
             if self.objective != "elbo" or self.estimator is not None:
                 raise ConfigError("free_bits applies to objective='elbo' with the plain "
                                   "gradient", "free_bits")
+        if preset.shared_posterior:
+            for name, plain in (("estimator", None), ("analytic_kl", False),
+                                ("free_bits", None), ("likelihood", "bernoulli")):
+                if getattr(self, name) != plain:
+                    raise ConfigError(f"model {self.model!r} trains on binary images with the "
+                                      "plain gradient of the ELBO or IWAE bound and a Monte "
+                                      f"Carlo KL; it takes no {name} (its q(z|x) reads the "
+                                      "decoder: docs/design.md, 'DRAW')", name)
         elbo_only = self.beta != 1.0 or self.analytic_kl or self.annealing != "none"
         if self.objective != "elbo" and elbo_only:
             raise ConfigError("beta, analytic_kl and annealing apply to objective='elbo' only",
@@ -279,24 +287,24 @@ class Config:
                                                         self.num_flows > 0):
             raise ConfigError("analytic_kl needs a Gaussian q(z|x); a flow posterior has no "
                               "closed-form KL")
-        _choice(self, "annealing", ANNEALING)
+        checks.choice(self, "annealing", ANNEALING)
         if self.annealing != "none":
-            _int(self, "annealing_steps", 1)
+            checks.integer(self, "annealing_steps", 1)
         elif self.annealing_steps is not None:
             raise ConfigError("annealing_steps needs an annealing schedule", "annealing_steps")
-        _choice(self, "protocol", PROTOCOLS)
-        _real(self, "lr", 0.0, strict=True)
-        _optional_int(self, "batch_size", 1)
-        _int(self, "epochs", 1)
-        _optional_int(self, "steps", 1)
-        _real(self, "passes_scale", 0.0, strict=True)
-        _int(self, "seed", 0)
+        checks.choice(self, "protocol", PROTOCOLS)
+        checks.real(self, "lr", 0.0, strict=True)
+        checks.optional_int(self, "batch_size", 1)
+        checks.integer(self, "epochs", 1)
+        checks.optional_int(self, "steps", 1)
+        checks.real(self, "passes_scale", 0.0, strict=True)
+        checks.integer(self, "seed", 0)
         if not isinstance(self.data, str) or not self.data.strip():
             raise ConfigError(f"data must be a data set name, got {self.data!r}")
-        _choice(self, "split", SPLITS)
-        _choice(self, "eval_split", SPLITS)
-        _int(self, "eval_k", 1)
-        _optional_int(self, "eval_limit", 1)
+        checks.choice(self, "split", SPLITS)
+        checks.choice(self, "eval_split", SPLITS)
+        checks.integer(self, "eval_k", 1)
+        checks.optional_int(self, "eval_limit", 1)
         if preset.task == "classification" and self.objective != "elbo":
             raise ConfigError(f"model {self.model!r} is trained with its own SGVB bound; "
                               "set objective='elbo'")
@@ -314,40 +322,3 @@ class Config:
         if self.data == "embedded" and presets.PRESETS[self.model].text:
             return self.replace(data="wordnet")
         return self
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int(config, name, minimum):
-    value = getattr(config, name)
-    if not _is_int(value):
-        raise ConfigError(f"{name} must be an integer, got {value!r}", name)
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}", name)
-
-
-def _optional_int(config, name, minimum):
-    if getattr(config, name) is not None:
-        _int(config, name, minimum)
-
-
-def _real(config, name, minimum, strict=False):
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}", name)
-    if value < minimum or (strict and value == minimum):
-        raise ConfigError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}", name)
-
-
-def _flag(config, name):
-    if not isinstance(getattr(config, name), bool):
-        raise ConfigError(f"{name} must be true or false, got {getattr(config, name)!r}", name)
-
-
-def _choice(config, name, allowed):
-    value = getattr(config, name)
-    if value not in allowed:
-        raise ConfigError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}",
-                          name)

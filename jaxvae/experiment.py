@@ -169,7 +169,8 @@ def read_run_config(workdir: str) -> tuple[Config, dict]:
     # fields added after a run may have been written take their defaults (the old behaviour)
     fields = {f.name for f in dataclasses.fields(Config)} - {
         "decoder", "channels", "likelihood", "likelihood_scale", "num_classes", "max_length",
-        "min_count", "vocab_size", "embed_dim", "word_keep", "free_bits"}
+        "min_count", "vocab_size", "embed_dim", "word_keep", "free_bits",
+        "draw_steps", "attention"}
     values = stored.get("config")
     if not isinstance(values, dict) or fields - set(values) or "event_shape" not in info:
         missing = sorted(fields - set(values)) if isinstance(values, dict) else ["config"]

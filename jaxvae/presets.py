@@ -21,7 +21,7 @@ __all__ = ["Preset", "PRESETS", "register_preset", "get_preset", "OPTION_FIELDS"
 #: the Config fields that are preset options (None = the preset's default)
 OPTION_FIELDS = ("latent_dim", "hidden", "flow", "num_flows", "weight_noise", "decoder",
                  "channels", "num_classes", "max_length", "min_count", "vocab_size",
-                 "embed_dim", "word_keep")
+                 "embed_dim", "word_keep", "draw_steps", "attention")
 #: the sentence models' defaults for the options left at None
 TEXT_DEFAULTS = {"max_length": 20, "min_count": 3, "embed_dim": 256, "hidden": (256,),
                  "latent_dim": 16, "word_keep": 1.0}
@@ -87,6 +87,8 @@ class Preset:
       conditional: a density model of x given the label, p(x|c) (trained and evaluated on
         ``(images, labels)``; its condition is the integer label).
       text: a model of sentences (rows of token ids from :func:`jaxvae.data.load_text`).
+      shared_posterior: q(z|x) reads generative networks (DRAW): no estimator that splits
+        the parameters, no closed-form KL, binary images only.
     """
 
     name: str
@@ -96,6 +98,7 @@ class Preset:
     task: str = "density"
     conditional: bool = False
     text: bool = False
+    shared_posterior: bool = False
 
 
 PRESETS: dict[str, Preset] = {}
@@ -215,6 +218,19 @@ def _sentence(config, event_shape, vocab_size):
     return sentence.sentence_vae(latent_dim=text_option(config, "latent_dim"), **common)
 
 
+def _draw(config, event_shape, data_mean):
+    from jaxvae.models import draw
+
+    if config.hidden is not None and len(config.hidden) != 1:
+        raise ValueError("draw has one LSTM width for its encoder and decoder: give "
+                         "hidden=[width]")
+    sizes = dict(zip(("read_size", "write_size"), config.attention or ()))
+    return draw.draw(tuple(event_shape), steps=config.draw_steps or 64,
+                     latent_dim=config.latent_dim or 100,
+                     hidden=config.hidden[0] if config.hidden else 256,
+                     attention=config.attention is not None, **sizes)
+
+
 def _bayesian(config, event_shape, data_mean):
     from jaxvae.models import bayesian
 
@@ -244,6 +260,10 @@ register_preset(Preset("sentence-vae", _sentence, "LSTM encoder and decoder over
                        text=True))
 register_preset(Preset("rnn-lm", _sentence, "the sentence-vae's LSTM decoder without z: an "
                        "RNN language model", _TEXT_OPTIONS, text=True))
+register_preset(Preset("draw", _draw, "LSTM encoder and decoder drawing on a canvas over "
+                       "draw_steps glimpses, optionally with attention (Gregor et al., 2015)",
+                       ("latent_dim", "hidden", "draw_steps", "attention"),
+                       shared_posterior=True))
 register_preset(Preset("bayesian-mlp", _bayesian, "variational-dropout classifier "
                        "(Kingma, Salimans & Welling, 2015)", ("hidden", "weight_noise"),
                        task="classification"))

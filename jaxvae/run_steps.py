@@ -21,8 +21,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvae import data, evaluate, losses, objectives, plots, presets, sentences, terms, train
-from jaxvae.models import bayesian
+from jaxvae import (
+    data,
+    draw_tools,
+    evaluate,
+    losses,
+    objectives,
+    plots,
+    presets,
+    sentences,
+    terms,
+    train,
+)
+from jaxvae.models import bayesian, draw
 
 __all__ = ["Results", "NonFiniteResultError", "run_training", "make_optimizer", "init_params",
            "beta_schedule", "density_metrics", "classification_error", "data_dtype",
@@ -107,7 +118,8 @@ def _finite(metrics: dict, where: str) -> dict:
 
 
 def density_metrics(model, params, x, key, eval_k: int, progress: bool, condition=None):
-    """Test ELBO (k=1), IWAE bound (``eval_k``), NLL and its standard error, active units.
+    """Test ELBO (k=1), IWAE bound (``eval_k``), NLL and its standard error, active units
+    (DRAW: the mean KL of each step, ``kl_per_step``, and no variances).
 
     Args: ``x: [M, *event]`` binary test images; ``key``; ``eval_k`` >= 1; ``condition``
       ``[M]`` labels of a conditional model (the bounds are then on log p(x|c)), or None.
@@ -119,11 +131,16 @@ def density_metrics(model, params, x, key, eval_k: int, progress: bool, conditio
                                    condition=condition)
     iwae = evaluate.log_likelihood(model, params, x, k2, num_samples=eval_k, progress=progress,
                                    condition=condition)
+    metrics = {"test_elbo": float(np.mean(elbo)), f"test_iwae_k{eval_k}": float(np.mean(iwae)),
+               "nll": float(-np.mean(iwae)), "nll_stderr": float(np.std(iwae) / np.sqrt(len(iwae))),
+               "eval_k": eval_k}
+    if isinstance(model, draw.Draw):            # z: [T, D]; its KL step by step instead
+        step_kl = draw_tools.mean_step_kl(model, params, x, jax.random.fold_in(key, 2))
+        return {**metrics, "kl_per_step": [round(float(v), 4) for v in step_kl],
+                "num_test": int(x.shape[0])}, None
     active, variances = evaluate.active_units(model, params, x, key=jax.random.fold_in(key, 2),
                                               condition=condition)
-    return {"test_elbo": float(np.mean(elbo)), f"test_iwae_k{eval_k}": float(np.mean(iwae)),
-            "nll": float(-np.mean(iwae)), "nll_stderr": float(np.std(iwae) / np.sqrt(len(iwae))),
-            "eval_k": eval_k, "active_units": int(active), "num_test": int(x.shape[0])}, \
+    return {**metrics, "active_units": int(active), "num_test": int(x.shape[0])}, \
         np.asarray(variances)
 
 
@@ -309,6 +326,10 @@ def _pictures(model, params, test_x, seed: int, workdir: str, test_y=None) -> No
                                        model.condition_dim)
         return
     plots.save_samples(model, params, pkey, os.path.join(workdir, "samples.png"))
+    if isinstance(model, draw.Draw):            # the canvas over time instead of z-space plots
+        canvases, _ = draw_tools.prior_canvases(model, params, pkey, 8)
+        draw_tools.save_canvas_steps(canvases, os.path.join(workdir, "canvas.png"))
+        return
     plots.save_reconstructions(model, params, test_x[:32],
                                os.path.join(workdir, "reconstructions.png"),
                                key=jax.random.fold_in(pkey, 1))

@@ -25,7 +25,7 @@ __all__ = ["RunDirError", "RunLock", "atomic_write", "write_json", "read_json", 
 #: the names jaxvae writes in a run directory (``--overwrite`` removes exactly these)
 RUN_FILES = ("config.json", "metrics.jsonl", "results.json", "checkpoints", "samples.png",
              "reconstructions.png", "interpolation.png", "eval-*.json", "samples-seed*.png",
-             "vocab.json", "decodes.txt", "samples-seed*.txt")
+             "vocab.json", "decodes.txt", "samples-seed*.txt", "canvas.png")
 
 
 class RunDirError(ValueError):

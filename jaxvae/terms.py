@@ -64,8 +64,17 @@ def split_params(model, params: Params, inference=None) -> ParamGroups:
 
     Returns:
       ``ParamGroups(inference, generative)``, each in the same container format as
-      ``params``. Raises ValueError for names that ``params`` does not have.
+      ``params``. Raises ValueError for names that ``params`` does not have, and for a
+      model whose posterior reads generative networks (``model.shared_networks``, DRAW).
     """
+    shared = tuple(getattr(model, "shared_networks", ()))
+    if shared:
+        raise ValueError(
+            f"{type(model).__name__}'s q(z|x) reads its generative networks {list(shared)}, so "
+            "its parameters do not split into inference and generative groups: the "
+            "estimators that treat them apart (STL, DReG, score function, RWS) do not apply; "
+            "train it with the ELBO or IWAE bound and the plain reparameterized gradient "
+            "(jaxvae.make_loss)")
     if inference is None:
         inference = getattr(model, "inference_networks", None)
         if inference is None:

@@ -40,6 +40,9 @@ class Model(Protocol):
         parameters phi); every other sub-network is generative (theta). Estimators that
         treat phi and theta differently (STL, DReG, score function, RWS, wake-sleep)
         split the parameters by these names.
+      shared_networks: optional; generative sub-networks that q(z|x) reads as well (DRAW's
+        posterior reads its decoder's state). Such a model's parameters do not split, and
+        :func:`jaxvae.split_params` refuses it (docs/design.md, "DRAW").
 
     Methods (reached as ``model.apply(params, *args, method=name, rngs=rngs)``, exactly as
     a ``flax.linen.Module`` is applied):

@@ -130,12 +130,17 @@ def per_example(model, params, fn, args, condition=None):
 def decode(model, params, z: Array, condition: Array | None = None) -> Array:
     """Mean of p(x|z) (p(x|z, c) for a conditional model) for each row of ``z``.
 
-    Args: ``model`` (vector latent), ``params``, ``z: [num, latent_dim]``, ``condition``
-      None or one per row, ``[num]`` labels or ``[num, C]`` vectors.
+    Args: ``model``, ``params``, ``z: [num, *latent_shape]`` (``[num, latent_dim]`` for a
+      vector latent), ``condition`` None or one per row, ``[num]`` labels or ``[num, C]``
+      vectors.
     Returns: ``[num, *event]`` decoder means (Bernoulli probabilities in [0, 1] for
       Bernoulli heads); TypeError when the decoder's distribution has no mean.
     """
-    z = check_z(z, model)
+    z = jnp.asarray(z)
+    shape = tuple(model.latent_shape)
+    if tuple(z.shape[1:]) != shape or z.ndim != len(shape) + 1:
+        raise ValueError(f"z must have shape [num, {', '.join(map(str, shape))}], got "
+                         f"{tuple(z.shape)}")
     condition = check_condition(condition, z.shape[0])
 
     def mean(bound, z_i):

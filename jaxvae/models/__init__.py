@@ -1,9 +1,10 @@
 """Flax modules, one file per model family."""
 
-from jaxvae.models import bayesian, draw_attention
+from jaxvae.models import bayesian, draw, draw_attention
 from jaxvae.models.bayesian import BayesianDense, BayesianMLP, VariationalDropoutDense
 from jaxvae.models.conditional import PRIORS, ConditionalVAE, conditional_mlp
 from jaxvae.models.conv import ConvDecoder, ConvEncoder, conv_vae, depth_to_space, unpool
+from jaxvae.models.draw import Draw, DrawPosterior
 from jaxvae.models.flow import MADE, FlowEncoder, NICEShift, flow_vae
 from jaxvae.models.hierarchical import GaussianChain, HierarchicalVAE, iwae_two_layer
 from jaxvae.models.linear import LinearGaussianVAE
@@ -35,7 +36,10 @@ from jaxvae.models.token_sequence import TokenSequence
 
 __all__ = [
     "bayesian",
+    "draw",
     "draw_attention",
+    "Draw",
+    "DrawPosterior",
     "BayesianDense",
     "BayesianMLP",
     "VariationalDropoutDense",

@@ -1,0 +1,340 @@
+"""DRAW: a recurrent VAE that draws an image on a canvas over T steps (Gregor et al., 2015).
+
+For t = 1..T, from c_0 = 0 and zero LSTM states (paper eqs. 3-8):
+
+    x^_t = x - sigmoid(c_{t-1})
+    r_t = read(x, x^_t, h^dec_{t-1})
+    h^enc_t = LSTM_enc(h^enc_{t-1}, [r_t, h^dec_{t-1}])
+    z_t ~ q(z_t | h^enc_t) = N(mu_t, diag sigma_t^2),   (mu_t, log sigma_t) = Linear(h^enc_t)
+    h^dec_t = LSTM_dec(h^dec_{t-1}, z_t)
+    c_t = c_{t-1} + write(h^dec_t)
+
+and p(x | z_1..T) = Bernoulli(sigmoid(c_T)), p(z_t) = N(0, I). One example is a grey image
+``x: [H, W]`` and its latent the whole sequence ``z: [T, D]``, so the model implements
+:class:`jaxvae.types.Model` and every bound of the library applies: log q(z|x) =
+sum_t log q(z_t | h^enc_t), the KL of the ELBO is the sum of the steps' KLs
+(:func:`step_kl` reports them one by one), and the k=5000 evaluator runs unchanged.
+
+q(z|x) is sequential and reads the decoder's state: :class:`DrawPosterior` is a distrax
+distribution that runs the recurrence in one ``lax.scan`` (compile time does not grow with
+T); sampling draws z_t as it goes, ``log_prob(z)`` runs it on a given z (teacher forcing).
+Because q reads the decoder's parameters, the model declares ``shared_networks =
+("decoder",)`` and the estimators that split inference from generative parameters (STL,
+DReG, score function, RWS) refuse it; see docs/design.md, "DRAW".
+
+Read and write without attention take the whole image and write a dense update; with
+attention they are the N x N Gaussian grids of :mod:`jaxvae.models.draw_attention`, their
+five parameters a linear map of h^dec (the read's in the encoder, the write's in the
+decoder).
+
+Reference: Gregor, Danihelka, Graves, Rezende & Wierstra (2015), DRAW: A Recurrent Neural
+Network For Image Generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxvae import likelihoods
+from jaxvae.models import draw_attention as attention_ops
+from jaxvae.types import Array, PRNGKey
+
+__all__ = ["LSTMCell", "DrawEncoder", "DrawDecoder", "DrawPath", "DrawPosterior", "Draw", "draw",
+           "step_kl"]
+
+_LOG_2PI = 1.8378770664093453
+
+
+def _zero_state(hidden: int):
+    return jnp.zeros(hidden), jnp.zeros(hidden)
+
+
+class LSTMCell(nn.Module):
+    """An LSTM step with one matrix for all four gates: ``[i, f, g, o] = W [input, h] + b``,
+    c' = sigmoid(f) c + sigmoid(i) tanh(g), h' = sigmoid(o) tanh(c') (one matmul per step;
+    the parameter ``gates/kernel`` is ``[inputs + hidden, 4 hidden]``, gates in that order).
+    """
+
+    hidden: int
+
+    @nn.compact
+    def __call__(self, carry, inputs: Array):
+        """Args: ``carry = (c, h)``, each ``[hidden]``; ``inputs: [n]``.
+        Returns: ``((c', h'), h')``."""
+        c, h = carry
+        gates = nn.Dense(4 * self.hidden, name="gates")(jnp.concatenate([inputs, h]))
+        i, f, g, o = jnp.split(gates, 4)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (c, h), h
+
+
+class DrawEncoder(nn.Module):
+    """One step of q: read, LSTM_enc, the Gaussian of z_t.
+
+    ``read_size`` 0 reads the whole image and error image; N > 0 reads two N x N glimpses
+    placed by ``Linear(h^dec_{t-1})``.
+    """
+
+    hidden: int
+    latent_dim: int
+    read_size: int = 0
+
+    @nn.compact
+    def __call__(self, carry, x: Array, x_hat: Array, h_dec: Array):
+        """Args: LSTM ``carry``; ``x``, ``x_hat``: ``[H, W]``; ``h_dec: [hidden]``.
+        Returns: ``(carry, loc [D], scale [D], read glimpse [5] (zeros without attention))``.
+        """
+        if self.read_size:
+            glimpse = nn.Dense(5, name="read_attention")(h_dec)
+            r = attention_ops.read(x, x_hat, glimpse, self.read_size)
+        else:
+            glimpse, r = jnp.zeros(5), attention_ops.read_plain(x, x_hat)
+        carry, h = LSTMCell(self.hidden, name="lstm")(
+            carry, jnp.concatenate([r, h_dec]))
+        loc, log_scale = jnp.split(nn.Dense(2 * self.latent_dim, name="head")(h), 2)
+        return carry, loc, jnp.exp(log_scale), glimpse
+
+
+class DrawDecoder(nn.Module):
+    """One step of p: LSTM_dec reads z_t, the canvas gets ``write(h^dec_t)``.
+
+    ``write_size`` 0 writes a dense ``[H, W]`` update; N > 0 writes an N x N patch through
+    a Gaussian grid placed by ``Linear(h^dec_t)``.
+    """
+
+    hidden: int
+    image_shape: tuple
+    write_size: int = 0
+
+    @nn.compact
+    def __call__(self, carry, canvas: Array, z: Array):
+        """Args: LSTM ``carry``; ``canvas: [H, W]`` logits; ``z: [D]``.
+        Returns: ``(carry, canvas [H, W], h_dec [hidden], write glimpse [5])``."""
+        height, width = self.image_shape
+        carry, h = LSTMCell(self.hidden, name="lstm")(carry, z)
+        if self.write_size:
+            n = self.write_size
+            glimpse = nn.Dense(5, name="write_attention")(h)
+            patch = nn.Dense(n * n, name="write")(h).reshape(n, n)
+            update = attention_ops.write(patch, glimpse, height, width)
+        else:
+            glimpse = jnp.zeros(5)
+            update = nn.Dense(height * width, name="write")(h).reshape(height, width)
+        return carry, canvas + update, h, glimpse
+
+
+class DrawPath(NamedTuple):
+    """One run of the recurrence for one image: T steps."""
+
+    z: Array          # [T, D] the latents
+    loc: Array        # [T, D] the means of q(z_t | h^enc_t)
+    scale: Array      # [T, D] their standard deviations
+    canvas: Any       # [T, H, W] the canvas logits after each step (when traced), else None
+    read: Any         # [T, 5] read glimpses (when traced), else None
+    write: Any        # [T, 5] write glimpses (when traced), else None
+
+
+class DrawPosterior(distrax.Distribution):
+    """q(z_1..T | x) of DRAW for one image: a distribution over ``[T, D]``.
+
+    Holds both networks as pure functions (unbound Flax modules and their variables) and
+    runs the recurrence of the module docstring in a ``lax.scan``.
+
+    Args: ``encoder``, ``encoder_variables``, ``decoder``, ``decoder_variables``; ``x: [H,
+      W]``; ``steps`` T; ``latent_dim`` D; ``hidden`` (both LSTMs' width).
+    """
+
+    def __init__(self, encoder, encoder_variables, decoder, decoder_variables, x: Array,
+                 steps: int, latent_dim: int, hidden: int):
+        self.encoder, self.encoder_variables = encoder, encoder_variables
+        self.decoder, self.decoder_variables = decoder, decoder_variables
+        self.x, self.steps, self.latent_dim, self.hidden = x, steps, latent_dim, hidden
+
+    @property
+    def event_shape(self) -> tuple:
+        """``(T, D)``."""
+        return (self.steps, self.latent_dim)
+
+    @property
+    def batch_shape(self) -> tuple:
+        """``()``: one image."""
+        return ()
+
+    def run(self, inputs: Array, given: bool, trace: bool = False) -> DrawPath:
+        """The recurrence over ``inputs: [T, D]``: standard-normal noise (``given=False``,
+        z_t = mu_t + sigma_t eps_t) or the latents themselves (``given=True``).
+
+        Returns: a :class:`DrawPath`; with ``trace`` also the canvas and glimpses per step.
+        """
+        x = self.x.astype(jnp.float32)
+
+        def step(carry, value):
+            enc, dec, canvas, h_dec = carry
+            x_hat = x - jax.nn.sigmoid(canvas)
+            enc, loc, scale, read = self.encoder.apply(self.encoder_variables, enc, x, x_hat,
+                                                       h_dec)
+            z = value if given else loc + scale * value
+            dec, canvas, h_dec, write = self.decoder.apply(self.decoder_variables, dec,
+                                                           canvas, z)
+            out = (z, loc, scale) + ((canvas, read, write) if trace else ())
+            return (enc, dec, canvas, h_dec), out
+
+        start = (_zero_state(self.hidden), _zero_state(self.hidden), jnp.zeros_like(x),
+                 jnp.zeros(self.hidden))
+        _, out = jax.lax.scan(step, start, inputs)
+        return DrawPath(*out) if trace else DrawPath(*out, None, None, None)
+
+    def path(self, key: PRNGKey, trace: bool = False) -> DrawPath:
+        """One sampled run: ``z ~ q(z|x)`` with its per-step Gaussians (and, with ``trace``,
+        the canvas and glimpses over time)."""
+        return self.run(jax.random.normal(key, self.event_shape), False, trace)
+
+    def _sample_n(self, key: PRNGKey, n: int) -> Array:
+        return self._sample_n_and_log_prob(key, n)[0]
+
+    def _sample_n_and_log_prob(self, key: PRNGKey, n: int) -> tuple[Array, Array]:
+        paths = jax.vmap(self.path)(jax.random.split(key, n))
+        return paths.z, jax.vmap(_log_q)(paths)
+
+    def log_prob(self, value: Array) -> Array:
+        """log q(z|x) = sum_t log N(z_t; mu_t, sigma_t^2), nats. Args: ``value: [T, D]``."""
+        value = jnp.asarray(value)
+        if value.shape != self.event_shape:
+            raise ValueError(f"z must have shape {self.event_shape}, got {value.shape}")
+        return _log_q(self.run(value, True))
+
+
+def _log_q(path: DrawPath) -> Array:
+    u = (path.z - path.loc) / path.scale
+    return jnp.sum(-0.5 * jnp.square(u) - jnp.log(path.scale) - 0.5 * _LOG_2PI)
+
+
+def step_kl(path: DrawPath) -> Array:
+    """KL(q(z_t | h^enc_t) || N(0, I)) of each step along a path, closed form: ``[T]`` nats.
+
+    Their sum is the paper's latent loss L^z for that path (an unbiased estimate of
+    KL(q(z|x) || p(z)), as is the Monte Carlo log q(z|x) - log p(z) on the same z).
+    """
+    var = jnp.square(path.scale)
+    return 0.5 * jnp.sum(var + jnp.square(path.loc) - 1.0 - jnp.log(var), axis=-1)
+
+
+class Draw(nn.Module):
+    """Implements :class:`jaxvae.types.Model` for grey images ``x: [H, W]``, ``z: [T, D]``.
+
+    Attributes:
+      image_shape: (H, W).
+      steps: T, the number of glimpses.
+      latent_dim: D, the size of each z_t.
+      hidden: the width of both LSTMs.
+      read_size, write_size: N of the read and write grids; 0 reads the whole image and
+        writes a dense update (no attention).
+    """
+
+    image_shape: tuple = (28, 28)
+    steps: int = 64
+    latent_dim: int = 100
+    hidden: int = 256
+    read_size: int = 0
+    write_size: int = 0
+
+    #: q(z|x)'s own network; the decoder is generative but q reads it as well
+    inference_networks = ("encoder",)
+    shared_networks = ("decoder",)
+
+    def setup(self):
+        """The encoder step and the decoder step (each applied T times)."""
+        self.encoder = DrawEncoder(self.hidden, self.latent_dim, self.read_size)
+        self.decoder = DrawDecoder(self.hidden, tuple(self.image_shape), self.write_size)
+
+    @property
+    def event_shape(self) -> tuple:
+        """``(H, W)``."""
+        return tuple(self.image_shape)
+
+    @property
+    def latent_shape(self) -> tuple:
+        """``(T, D)``."""
+        return (self.steps, self.latent_dim)
+
+    def _unbound(self, name: str):
+        module = getattr(self, name).clone(parent=None, name=None)
+        return module, {"params": self.variables["params"][name]}
+
+    def posterior(self, x: Array) -> DrawPosterior:
+        """Args: ``x: [H, W]`` in [0, 1]. Returns: q(z_1..T | x), a :class:`DrawPosterior`."""
+        return DrawPosterior(*self._unbound("encoder"), *self._unbound("decoder"), x,
+                             self.steps, self.latent_dim, self.hidden)
+
+    def prior(self) -> distrax.Distribution:
+        """Returns: p(z) = N(0, I) over ``[T, D]``."""
+        zeros = jnp.zeros(self.latent_shape)
+        return distrax.Independent(distrax.Normal(zeros, 1.0 + zeros), 2)
+
+    def canvases(self, z: Array) -> tuple[Array, Array]:
+        """The decoder alone over ``z: [T, D]``: ``(canvas logits [T, H, W] after each step,
+        write glimpses [T, 5])``."""
+        decoder, variables = self._unbound("decoder")
+
+        def step(carry, z_t):
+            dec, canvas = carry
+            dec, canvas, _, glimpse = decoder.apply(variables, dec, canvas, z_t)
+            return (dec, canvas), (canvas, glimpse)
+
+        start = (_zero_state(self.hidden), jnp.zeros(self.event_shape))
+        return jax.lax.scan(step, start, z)[1]
+
+    def likelihood(self, z: Array) -> distrax.Distribution:
+        """Args: ``z: [T, D]``. Returns: p(x|z) = Bernoulli(sigmoid(c_T)) over ``[H, W]``."""
+        decoder, variables = self._unbound("decoder")
+
+        def step(carry, z_t):
+            dec, canvas = carry
+            dec, canvas, _, _ = decoder.apply(variables, dec, canvas, z_t)
+            return (dec, canvas), None
+
+        start = (_zero_state(self.hidden), jnp.zeros(self.event_shape))
+        (_, canvas), _ = jax.lax.scan(step, start, z)
+        return likelihoods.Bernoulli()(canvas)
+
+    def __call__(self, x: Array) -> Array:
+        """Creates every parameter with one step of each network (used by ``init``).
+        Args: ``x: [H, W]``. Returns: the canvas after one step."""
+        state = _zero_state(self.hidden)
+        _, loc, _, _ = self.encoder(state, x, x, jnp.zeros(self.hidden))
+        return self.decoder(state, jnp.zeros(self.event_shape), loc)[1]
+
+    def init_params(self, key: Array) -> Any:
+        """Parameters for one image. Args: ``key``. Returns: Flax variables."""
+        return self.init(key, jnp.zeros(self.event_shape))
+
+
+def draw(image_shape: tuple = (28, 28), steps: int = 64, latent_dim: int = 100,
+         hidden: int = 256, attention: bool = False, read_size: int = 2,
+         write_size: int = 5) -> Draw:
+    """A DRAW model (Gregor et al., 2015) for grey images.
+
+    Args: ``image_shape`` (H, W); ``steps`` T >= 1; ``latent_dim`` D >= 1; ``hidden`` LSTM
+      width; ``attention`` (False: read the whole image, write densely); ``read_size`` and
+      ``write_size``, N >= 1 of the attention grids (the paper's MNIST model: 2 and 5).
+    Returns: a :class:`Draw`; ValueError for bad settings.
+    """
+    shape = tuple(image_shape)
+    if len(shape) != 2 or not all(isinstance(s, int) and s >= 2 for s in shape):
+        raise ValueError(f"DRAW draws grey images: image_shape must be (H, W) with H, W >= 2, "
+                         f"got {image_shape!r}")
+    for name, value in (("steps", steps), ("latent_dim", latent_dim), ("hidden", hidden),
+                        ("read_size", read_size), ("write_size", write_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if attention and max(read_size, write_size) > min(shape):
+        raise ValueError(f"attention grids of {read_size} and {write_size} do not fit an "
+                         f"image of {shape}")
+    sizes = (read_size, write_size) if attention else (0, 0)
+    return Draw(shape, steps, latent_dim, hidden, *sizes)
