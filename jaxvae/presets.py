@@ -219,7 +219,7 @@ def _sentence(config, event_shape, vocab_size):
 
 
 def _draw(config, event_shape, data_mean):
-    from jaxvae.models import draw
+    from jaxvae.models import draw, mlp
 
     if config.hidden is not None and len(config.hidden) != 1:
         raise ValueError("draw has one LSTM width for its encoder and decoder: give "
@@ -228,7 +228,8 @@ def _draw(config, event_shape, data_mean):
     return draw.draw(tuple(event_shape), steps=config.draw_steps or 64,
                      latent_dim=config.latent_dim or 100,
                      hidden=config.hidden[0] if config.hidden else 256,
-                     attention=config.attention is not None, **sizes)
+                     attention=config.attention is not None, **sizes,
+                     canvas_init=None if data_mean is None else mlp.mean_logit_init(data_mean))
 
 
 def _bayesian(config, event_shape, data_mean):

@@ -17,7 +17,7 @@ from example_scripts import EXAMPLES, load
 
 TESTED = {"flow_vae.py", "variational_dropout.py", "flow_density.py", "blurry.py",
           "em_vs_vae.py", "chairs.py", "latent_2d.py", "ae_vs_vae.py", "latent_lab.py",
-          "sentence_vae.py"}
+          "sentence_vae.py", "draw.py"}
 
 
 pytestmark = pytest.mark.usefixtures("fast_compilation")

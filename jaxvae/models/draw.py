@@ -1,6 +1,6 @@
 """DRAW: a recurrent VAE that draws an image on a canvas over T steps (Gregor et al., 2015).
 
-For t = 1..T, from c_0 = 0 and zero LSTM states (paper eqs. 3-8):
+For t = 1..T, from a learned first canvas c_0 and zero LSTM states (paper eqs. 3-8):
 
     x^_t = x - sigmoid(c_{t-1})
     r_t = read(x, x^_t, h^dec_{t-1})
@@ -33,6 +33,7 @@ Network For Image Generation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import distrax
@@ -105,27 +106,43 @@ class DrawDecoder(nn.Module):
     """One step of p: LSTM_dec reads z_t, the canvas gets ``write(h^dec_t)``.
 
     ``write_size`` 0 writes a dense ``[H, W]`` update; N > 0 writes an N x N patch through
-    a Gaussian grid placed by ``Linear(h^dec_t)``.
+    a Gaussian grid placed by ``Linear(h^dec_t)``. The first canvas c_0 is a learned
+    ``[H W]`` parameter ``canvas0`` (``canvas_init``: its initializer, zeros by default;
+    the presets start it at the logits of the training images' mean).
     """
 
     hidden: int
     image_shape: tuple
     write_size: int = 0
+    canvas_init: Callable | None = None
 
-    @nn.compact
+    def setup(self):
+        """The LSTM, the write layer(s) and c_0."""
+        height, width = self.image_shape
+        self.lstm = LSTMCell(self.hidden)
+        n = self.write_size
+        self.write = nn.Dense(n * n if n else height * width)
+        if n:
+            self.write_attention = nn.Dense(5)
+        self.canvas0 = self.param("canvas0", self.canvas_init or nn.initializers.zeros,
+                                  (height * width,))
+
+    def start(self) -> Array:
+        """c_0, the canvas logits before the first step: ``[H, W]``."""
+        return self.canvas0.reshape(self.image_shape)
+
     def __call__(self, carry, canvas: Array, z: Array):
         """Args: LSTM ``carry``; ``canvas: [H, W]`` logits; ``z: [D]``.
         Returns: ``(carry, canvas [H, W], h_dec [hidden], write glimpse [5])``."""
         height, width = self.image_shape
-        carry, h = LSTMCell(self.hidden, name="lstm")(carry, z)
+        carry, h = self.lstm(carry, z)
         if self.write_size:
             n = self.write_size
-            glimpse = nn.Dense(5, name="write_attention")(h)
-            patch = nn.Dense(n * n, name="write")(h).reshape(n, n)
-            update = attention_ops.write(patch, glimpse, height, width)
+            glimpse = self.write_attention(h)
+            update = attention_ops.write(self.write(h).reshape(n, n), glimpse, height, width)
         else:
             glimpse = jnp.zeros(5)
-            update = nn.Dense(height * width, name="write")(h).reshape(height, width)
+            update = self.write(h).reshape(height, width)
         return carry, canvas + update, h, glimpse
 
 
@@ -161,10 +178,7 @@ class DrawPosterior(distrax.Distribution):
         """``(T, D)``."""
         return (self.steps, self.latent_dim)
 
-    @property
-    def batch_shape(self) -> tuple:
-        """``()``: one image."""
-        return ()
+    batch_shape = ()        # one image
 
     def run(self, inputs: Array, given: bool, trace: bool = False) -> DrawPath:
         """The recurrence over ``inputs: [T, D]``: standard-normal noise (``given=False``,
@@ -185,7 +199,8 @@ class DrawPosterior(distrax.Distribution):
             out = (z, loc, scale) + ((canvas, read, write) if trace else ())
             return (enc, dec, canvas, h_dec), out
 
-        start = (_zero_state(self.hidden), _zero_state(self.hidden), jnp.zeros_like(x),
+        canvas0 = self.decoder.apply(self.decoder_variables, method="start")
+        start = (_zero_state(self.hidden), _zero_state(self.hidden), canvas0,
                  jnp.zeros(self.hidden))
         _, out = jax.lax.scan(step, start, inputs)
         return DrawPath(*out) if trace else DrawPath(*out, None, None, None)
@@ -235,6 +250,8 @@ class Draw(nn.Module):
       hidden: the width of both LSTMs.
       read_size, write_size: N of the read and write grids; 0 reads the whole image and
         writes a dense update (no attention).
+      canvas_init: the initializer of c_0 (``[H W]`` logits), e.g.
+        :func:`jaxvae.models.mean_logit_init`; None: zeros.
     """
 
     image_shape: tuple = (28, 28)
@@ -243,6 +260,7 @@ class Draw(nn.Module):
     hidden: int = 256
     read_size: int = 0
     write_size: int = 0
+    canvas_init: Callable | None = None
 
     #: q(z|x)'s own network; the decoder is generative but q reads it as well
     inference_networks = ("encoder",)
@@ -251,7 +269,8 @@ class Draw(nn.Module):
     def setup(self):
         """The encoder step and the decoder step (each applied T times)."""
         self.encoder = DrawEncoder(self.hidden, self.latent_dim, self.read_size)
-        self.decoder = DrawDecoder(self.hidden, tuple(self.image_shape), self.write_size)
+        self.decoder = DrawDecoder(self.hidden, tuple(self.image_shape), self.write_size,
+                                   self.canvas_init)
 
     @property
     def event_shape(self) -> tuple:
@@ -287,7 +306,7 @@ class Draw(nn.Module):
             dec, canvas, _, glimpse = decoder.apply(variables, dec, canvas, z_t)
             return (dec, canvas), (canvas, glimpse)
 
-        start = (_zero_state(self.hidden), jnp.zeros(self.event_shape))
+        start = (_zero_state(self.hidden), decoder.apply(variables, method="start"))
         return jax.lax.scan(step, start, z)[1]
 
     def likelihood(self, z: Array) -> distrax.Distribution:
@@ -299,7 +318,7 @@ class Draw(nn.Module):
             dec, canvas, _, _ = decoder.apply(variables, dec, canvas, z_t)
             return (dec, canvas), None
 
-        start = (_zero_state(self.hidden), jnp.zeros(self.event_shape))
+        start = (_zero_state(self.hidden), decoder.apply(variables, method="start"))
         (_, canvas), _ = jax.lax.scan(step, start, z)
         return likelihoods.Bernoulli()(canvas)
 
@@ -308,7 +327,7 @@ class Draw(nn.Module):
         Args: ``x: [H, W]``. Returns: the canvas after one step."""
         state = _zero_state(self.hidden)
         _, loc, _, _ = self.encoder(state, x, x, jnp.zeros(self.hidden))
-        return self.decoder(state, jnp.zeros(self.event_shape), loc)[1]
+        return self.decoder(state, self.decoder.start(), loc)[1]
 
     def init_params(self, key: Array) -> Any:
         """Parameters for one image. Args: ``key``. Returns: Flax variables."""
@@ -317,12 +336,13 @@ class Draw(nn.Module):
 
 def draw(image_shape: tuple = (28, 28), steps: int = 64, latent_dim: int = 100,
          hidden: int = 256, attention: bool = False, read_size: int = 2,
-         write_size: int = 5) -> Draw:
+         write_size: int = 5, canvas_init: Callable | None = None) -> Draw:
     """A DRAW model (Gregor et al., 2015) for grey images.
 
     Args: ``image_shape`` (H, W); ``steps`` T >= 1; ``latent_dim`` D >= 1; ``hidden`` LSTM
       width; ``attention`` (False: read the whole image, write densely); ``read_size`` and
-      ``write_size``, N >= 1 of the attention grids (the paper's MNIST model: 2 and 5).
+      ``write_size``, N >= 1 of the attention grids (the paper's MNIST model: 2 and 5);
+      ``canvas_init``, the initializer of the first canvas c_0 (None: zeros).
     Returns: a :class:`Draw`; ValueError for bad settings.
     """
     shape = tuple(image_shape)
@@ -337,4 +357,4 @@ def draw(image_shape: tuple = (28, 28), steps: int = 64, latent_dim: int = 100,
         raise ValueError(f"attention grids of {read_size} and {write_size} do not fit an "
                          f"image of {shape}")
     sizes = (read_size, write_size) if attention else (0, 0)
-    return Draw(shape, steps, latent_dim, hidden, *sizes)
+    return Draw(shape, steps, latent_dim, hidden, *sizes, canvas_init)
