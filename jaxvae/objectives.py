@@ -81,11 +81,21 @@ def sample_terms(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribut
       log_likelihood: ``z: [*latent] -> log p(x|z)``, a scalar; vmapped over the k samples.
       num_samples: k >= 1.
 
+    A posterior that draws the decoder's output as it samples (DRAW) may provide
+    ``sample_and_log_likelihood(key, k) -> (z, log_q, log_px_z)``: it is used, with the
+    same draws and values, when ``log_likelihood`` is the model's own, the one
+    :func:`jaxvae.model_terms` built for this very ``q`` (its ``posterior`` attribute);
+    any other ``log_likelihood`` is evaluated as given.
+
     Returns:
       :class:`Samples` with ``z: [k, *latent]`` and three ``[k]`` arrays in nats.
     """
     _checks.num_samples(num_samples)
     _checks.same_event_shape(q, prior)
+    if getattr(log_likelihood, "posterior", None) is q and \
+            hasattr(q, "sample_and_log_likelihood"):     # q decodes as it samples (DRAW)
+        z, log_q, log_px_z = q.sample_and_log_likelihood(key, num_samples)
+        return Samples(z, log_px_z, prior.log_prob(z), log_q)
     z, log_q = q.sample_and_log_prob(seed=key, sample_shape=(num_samples,))
     log_px_z, log_pz = log_joint(prior, log_likelihood, z)
     return Samples(z, log_px_z, log_pz, log_q)

@@ -191,7 +191,9 @@ def model_terms(model, params: Params | ParamGroups, x: Array, *,
     def log_likelihood(z: Array) -> Array:
         return m.likelihood(z).log_prob(x)
 
-    return m.posterior(x), m.prior(), log_likelihood
+    q = m.posterior(x)
+    log_likelihood.posterior = q    # lets a posterior that decodes as it samples score x
+    return q, m.prior(), log_likelihood
 
 
 def training_rngs(model, key: PRNGKey) -> tuple[PRNGKey, dict | None]:

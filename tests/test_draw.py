@@ -167,3 +167,30 @@ def test_bad_settings_are_refused():
         jaxvae.Config(model="draw", attention=(2,)).validate()
     with pytest.raises(jaxvae.ConfigError, match="takes no draw_steps"):
         jaxvae.Config(model="iwae", draw_steps=4).validate()
+
+
+def test_the_bounds_score_the_canvas_the_sampling_run_drew(model_and_params):
+    """sample_terms takes log p(x|z) from the posterior's own run when the log-likelihood is
+    the model's: the same draws, values and gradients as decoding z a second time."""
+    model, params = model_and_params
+    x = images()[3]
+
+    def terms(p, fused):
+        q, prior, log_lik = jaxvae.model_terms(model, p, x)
+        ll = log_lik if fused else (lambda z: log_lik(z))    # a caller's own function
+        t = jaxvae.sample_terms(KEY, q, prior, ll, 3)
+        return jnp.sum(t.log_w), t
+
+    (a, ta), ga = jax.value_and_grad(terms, has_aux=True)(params, True)
+    (b, tb), gb = jax.value_and_grad(terms, has_aux=True)(params, False)
+    for u, v in zip(ta, tb):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
+    for u, v in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+    tempered = jaxvae.sample_terms(KEY, *jaxvae.model_terms(model, params, x)[:2],
+                                   lambda z: 0.5 * jaxvae.model_terms(model, params, x)[2](z),
+                                   3)
+    np.testing.assert_allclose(tempered.log_likelihood, 0.5 * ta.log_likelihood, rtol=1e-5)
+    scans = [str(jax.make_jaxpr(lambda p: terms(p, fused)[0])(params)).count("scan[")
+             for fused in (True, False)]
+    assert scans[0] < scans[1], scans           # the fused path decodes once

@@ -16,8 +16,10 @@ sum_t log q(z_t | h^enc_t), the KL of the ELBO is the sum of the steps' KLs
 (:func:`step_kl` reports them one by one), and the k=5000 evaluator runs unchanged.
 
 q(z|x) is sequential and reads the decoder's state: :class:`DrawPosterior` is a distrax
-distribution that runs the recurrence in one ``lax.scan`` (compile time does not grow with
-T); sampling draws z_t as it goes, ``log_prob(z)`` runs it on a given z (teacher forcing).
+distribution (:mod:`jaxvae.models.draw_posterior`) that runs the recurrence in one
+``lax.scan`` (compile time does not grow with T); sampling draws z_t as it goes,
+``log_prob(z)`` runs it on a given z (teacher forcing), and the bounds take log p(x|z) from
+the canvas the sampling run drew instead of decoding z a second time.
 Because q reads the decoder's parameters, the model declares ``shared_networks =
 ("decoder",)`` and the estimators that split inference from generative parameters (STL,
 DReG, score function, RWS) refuse it; see docs/design.md, "DRAW".
@@ -34,7 +36,7 @@ Network For Image Generation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import distrax
 import flax.linen as nn
@@ -43,17 +45,11 @@ import jax.numpy as jnp
 
 from jaxvae import likelihoods
 from jaxvae.models import draw_attention as attention_ops
-from jaxvae.types import Array, PRNGKey
+from jaxvae.models.draw_posterior import DrawPath, DrawPosterior, step_kl, zero_state
+from jaxvae.types import Array
 
 __all__ = ["LSTMCell", "DrawEncoder", "DrawDecoder", "DrawPath", "DrawPosterior", "Draw", "draw",
            "step_kl"]
-
-_LOG_2PI = 1.8378770664093453
-
-
-def _zero_state(hidden: int):
-    return jnp.zeros(hidden), jnp.zeros(hidden)
-
 
 class LSTMCell(nn.Module):
     """An LSTM step with one matrix for all four gates: ``[i, f, g, o] = W [input, h] + b``,
@@ -146,100 +142,6 @@ class DrawDecoder(nn.Module):
         return carry, canvas + update, h, glimpse
 
 
-class DrawPath(NamedTuple):
-    """One run of the recurrence for one image: T steps."""
-
-    z: Array          # [T, D] the latents
-    loc: Array        # [T, D] the means of q(z_t | h^enc_t)
-    scale: Array      # [T, D] their standard deviations
-    canvas: Any       # [T, H, W] the canvas logits after each step (when traced), else None
-    read: Any         # [T, 5] read glimpses (when traced), else None
-    write: Any        # [T, 5] write glimpses (when traced), else None
-
-
-class DrawPosterior(distrax.Distribution):
-    """q(z_1..T | x) of DRAW for one image: a distribution over ``[T, D]``.
-
-    Holds both networks as pure functions (unbound Flax modules and their variables) and
-    runs the recurrence of the module docstring in a ``lax.scan``.
-
-    Args: ``encoder``, ``encoder_variables``, ``decoder``, ``decoder_variables``; ``x: [H,
-      W]``; ``steps`` T; ``latent_dim`` D; ``hidden`` (both LSTMs' width).
-    """
-
-    def __init__(self, encoder, encoder_variables, decoder, decoder_variables, x: Array,
-                 steps: int, latent_dim: int, hidden: int):
-        self.encoder, self.encoder_variables = encoder, encoder_variables
-        self.decoder, self.decoder_variables = decoder, decoder_variables
-        self.x, self.steps, self.latent_dim, self.hidden = x, steps, latent_dim, hidden
-
-    @property
-    def event_shape(self) -> tuple:
-        """``(T, D)``."""
-        return (self.steps, self.latent_dim)
-
-    batch_shape = ()        # one image
-
-    def run(self, inputs: Array, given: bool, trace: bool = False) -> DrawPath:
-        """The recurrence over ``inputs: [T, D]``: standard-normal noise (``given=False``,
-        z_t = mu_t + sigma_t eps_t) or the latents themselves (``given=True``).
-
-        Returns: a :class:`DrawPath`; with ``trace`` also the canvas and glimpses per step.
-        """
-        x = self.x.astype(jnp.float32)
-
-        def step(carry, value):
-            enc, dec, canvas, h_dec = carry
-            x_hat = x - jax.nn.sigmoid(canvas)
-            enc, loc, scale, read = self.encoder.apply(self.encoder_variables, enc, x, x_hat,
-                                                       h_dec)
-            z = value if given else loc + scale * value
-            dec, canvas, h_dec, write = self.decoder.apply(self.decoder_variables, dec,
-                                                           canvas, z)
-            out = (z, loc, scale) + ((canvas, read, write) if trace else ())
-            return (enc, dec, canvas, h_dec), out
-
-        canvas0 = self.decoder.apply(self.decoder_variables, method="start")
-        start = (_zero_state(self.hidden), _zero_state(self.hidden), canvas0,
-                 jnp.zeros(self.hidden))
-        _, out = jax.lax.scan(step, start, inputs)
-        return DrawPath(*out) if trace else DrawPath(*out, None, None, None)
-
-    def path(self, key: PRNGKey, trace: bool = False) -> DrawPath:
-        """One sampled run: ``z ~ q(z|x)`` with its per-step Gaussians (and, with ``trace``,
-        the canvas and glimpses over time)."""
-        return self.run(jax.random.normal(key, self.event_shape), False, trace)
-
-    def _sample_n(self, key: PRNGKey, n: int) -> Array:
-        return self._sample_n_and_log_prob(key, n)[0]
-
-    def _sample_n_and_log_prob(self, key: PRNGKey, n: int) -> tuple[Array, Array]:
-        paths = jax.vmap(self.path)(jax.random.split(key, n))
-        return paths.z, jax.vmap(_log_q)(paths)
-
-    def log_prob(self, value: Array) -> Array:
-        """log q(z|x) = sum_t log N(z_t; mu_t, sigma_t^2), nats. Args: ``value: [T, D]``."""
-        value = jnp.asarray(value)
-        if value.shape != self.event_shape:
-            raise ValueError(f"z must have shape {self.event_shape}, got {value.shape}")
-        return _log_q(self.run(value, True))
-
-
-def _log_q(path: DrawPath) -> Array:
-    u = (path.z - path.loc) / path.scale
-    return jnp.sum(-0.5 * jnp.square(u) - jnp.log(path.scale) - 0.5 * _LOG_2PI)
-
-
-def step_kl(path: DrawPath) -> Array:
-    """KL(q(z_t | h^enc_t) || N(0, I)) of each step along a path, closed form: ``[T]`` nats.
-
-    Their sum is the paper's latent loss L^z for that path (an unbiased estimate of
-    KL(q(z|x) || p(z)), as is the Monte Carlo log q(z|x) - log p(z) on the same z).
-    """
-    var = jnp.square(path.scale)
-    return 0.5 * jnp.sum(var + jnp.square(path.loc) - 1.0 - jnp.log(var), axis=-1)
-
-
 class Draw(nn.Module):
     """Implements :class:`jaxvae.types.Model` for grey images ``x: [H, W]``, ``z: [T, D]``.
 
@@ -306,7 +208,7 @@ class Draw(nn.Module):
             dec, canvas, _, glimpse = decoder.apply(variables, dec, canvas, z_t)
             return (dec, canvas), (canvas, glimpse)
 
-        start = (_zero_state(self.hidden), decoder.apply(variables, method="start"))
+        start = (zero_state(self.hidden), decoder.apply(variables, method="start"))
         return jax.lax.scan(step, start, z)[1]
 
     def likelihood(self, z: Array) -> distrax.Distribution:
@@ -318,14 +220,14 @@ class Draw(nn.Module):
             dec, canvas, _, _ = decoder.apply(variables, dec, canvas, z_t)
             return (dec, canvas), None
 
-        start = (_zero_state(self.hidden), decoder.apply(variables, method="start"))
+        start = (zero_state(self.hidden), decoder.apply(variables, method="start"))
         (_, canvas), _ = jax.lax.scan(step, start, z)
         return likelihoods.Bernoulli()(canvas)
 
     def __call__(self, x: Array) -> Array:
         """Creates every parameter with one step of each network (used by ``init``).
         Args: ``x: [H, W]``. Returns: the canvas after one step."""
-        state = _zero_state(self.hidden)
+        state = zero_state(self.hidden)
         _, loc, _, _ = self.encoder(state, x, x, jnp.zeros(self.hidden))
         return self.decoder(state, self.decoder.start(), loc)[1]
 
