@@ -43,13 +43,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxvae import likelihoods
 from jaxvae.models import draw_attention as attention_ops
-from jaxvae.models.draw_posterior import DrawPath, DrawPosterior, step_kl, zero_state
+from jaxvae.models.draw_posterior import (
+    DrawPath,
+    DrawPosterior,
+    canvas_likelihood,
+    step_kl,
+    zero_state,
+)
 from jaxvae.types import Array
 
-__all__ = ["LSTMCell", "DrawEncoder", "DrawDecoder", "DrawPath", "DrawPosterior", "Draw", "draw",
-           "step_kl"]
+__all__ = ["LSTMCell", "DrawEncoder", "DrawDecoder", "DrawPath", "DrawPosterior", "Draw",
+           "draw", "step_kl"]
 
 class LSTMCell(nn.Module):
     """An LSTM step with one matrix for all four gates: ``[i, f, g, o] = W [input, h] + b``,
@@ -222,7 +227,7 @@ class Draw(nn.Module):
 
         start = (zero_state(self.hidden), decoder.apply(variables, method="start"))
         (_, canvas), _ = jax.lax.scan(step, start, z)
-        return likelihoods.Bernoulli()(canvas)
+        return canvas_likelihood(canvas)
 
     def __call__(self, x: Array) -> Array:
         """Creates every parameter with one step of each network (used by ``init``).

@@ -20,9 +20,15 @@ import jax.numpy as jnp
 from jaxvae import likelihoods
 from jaxvae.types import Array, PRNGKey
 
-__all__ = ["DrawPath", "DrawPosterior", "step_kl", "zero_state"]
+__all__ = ["DrawPath", "DrawPosterior", "step_kl", "canvas_likelihood", "zero_state"]
 
 _LOG_2PI = 1.8378770664093453
+
+
+def canvas_likelihood(canvas: Array) -> distrax.Distribution:
+    """p(x|z) = Bernoulli(sigmoid(c_T)) over ``[H, W]`` from the last canvas ``[H, W]``
+    (logits): what ``Draw.likelihood`` returns and the bounds score."""
+    return likelihoods.Bernoulli()(canvas, 2)
 
 
 def zero_state(hidden: int) -> tuple[Array, Array]:
@@ -46,7 +52,7 @@ class DrawPosterior(distrax.Distribution):
     """q(z_1..T | x) of DRAW for one image: a distribution over ``[T, D]``.
 
     Holds both networks as pure functions (unbound Flax modules and their variables) and
-    runs the recurrence of the module docstring in a ``lax.scan``.
+    runs the recurrence of :mod:`jaxvae.models.draw` in a ``lax.scan``.
 
     Args: ``encoder``, ``encoder_variables``, ``decoder``, ``decoder_variables``; ``x: [H,
       W]``; ``steps`` T; ``latent_dim`` D; ``hidden`` (both LSTMs' width).
@@ -111,7 +117,7 @@ class DrawPosterior(distrax.Distribution):
         without decoding z again. Returns: ``(z [n, T, D], log_q [n], log_px_z [n])``.
         """
         paths = jax.vmap(self.path)(jax.random.split(key, n))
-        log_px_z = likelihoods.Bernoulli()(paths.last_canvas, 2).log_prob(self.x)
+        log_px_z = jax.vmap(lambda c: canvas_likelihood(c).log_prob(self.x))(paths.last_canvas)
         return paths.z, jax.vmap(_log_q)(paths), log_px_z
 
     def log_prob(self, value: Array) -> Array:
