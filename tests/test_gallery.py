@@ -1,8 +1,8 @@
 """docs/gallery.md against the figures in the repository (no jax: reads files only).
 
 * every PNG or GIF tracked by git, or present under docs/images/ or benchmarks/results/
-  (smoke-run folders ``quick/`` and ``*-quick/`` excepted: they are never committed), is
-  linked from the gallery by its path relative to docs/;
+  (smoke-run folders ``quick/`` and ``*-quick/`` and run directories ``runs/`` excepted:
+  they are never committed), is linked from the gallery by its path relative to docs/;
 * every image or link target in the gallery that names a .png or .gif exists;
 * every figure is followed, within its section, by a ``python ...`` command whose script
   exists.
@@ -25,9 +25,10 @@ COMMAND = re.compile(r"`(python [^`]+)`")
 
 
 def is_smoke_output(path: str) -> bool:
-    """Paths in a ``quick/`` or ``*-quick/`` folder (see .gitignore)."""
+    """Paths in a ``quick/``, ``*-quick/`` or ``runs/`` folder (see .gitignore: smoke runs
+    and the run directories a table trains, checkpoints and all)."""
     parts = path.split("/")[:-1]
-    return any(p == "quick" or p.endswith("-quick") for p in parts)
+    return any(p in ("quick", "runs") or p.endswith("-quick") for p in parts)
 
 
 def tracked_figures() -> set[str]:
