@@ -205,27 +205,35 @@ class Runner:
         return time.perf_counter() - t
 
 
-def make_jaxvae(model, config, params0, x_grey, objective: str, k: int):
-    """jaxvae's own train step: ``make_train_step(loss, adam, preprocess=...)``."""
+def jaxvae_step_runner(loss, params0, x, lr: float = LR, preprocess=None):
+    """``(Runner, step, box)`` for jaxvae's own train step ``make_train_step(loss,
+    adam(lr), preprocess)`` on a copy of ``params0`` and the fixed batch ``x``; ``box``
+    holds the live state and the last metrics (shared by the throughput scripts)."""
     import jax
     import jax.numpy as jnp
     import optax
 
     import jaxvae
-    from jaxvae import run_steps
 
-    tx = optax.adam(LR)
-    step = jaxvae.make_train_step(jax_loss(model, objective, k), tx,
-                                  preprocess=run_steps.train_preprocess(config))
+    tx = optax.adam(lr)
+    step = jaxvae.make_train_step(loss, tx, preprocess=preprocess)
     copy = jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), params0)
     box = {"state": jaxvae.create_train_state(copy, tx, jax.random.PRNGKey(0))}
-    x = jnp.asarray(x_grey)
+    x = jnp.asarray(x)
 
     def one():
         box["state"], box["metrics"] = step(box["state"], x)
 
     return Runner(one, lambda: jax.block_until_ready((box["state"], box["metrics"])),
                   loss=lambda: float(box["metrics"]["loss"])), step, box
+
+
+def make_jaxvae(model, config, params0, x_grey, objective: str, k: int):
+    """jaxvae's own train step: ``make_train_step(loss, adam, preprocess=...)``."""
+    from jaxvae import run_steps
+
+    return jaxvae_step_runner(jax_loss(model, objective, k), params0, x_grey,
+                              preprocess=run_steps.train_preprocess(config))
 
 
 def make_torch(params0, decoder: str, x_grey, k: int, compile: bool, threads: int):

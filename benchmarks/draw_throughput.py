@@ -66,6 +66,7 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.conv_throughput import (  # noqa: E402
     Runner,
     fmt_spread,
+    jaxvae_step_runner,
     loadavg,
     make_matmul_jax,
     make_matmul_torch,
@@ -255,23 +256,7 @@ def self_check(setting: str, params, model, x_bin: np.ndarray, seed: int) -> dic
 
 def make_jaxvae(model, params0, x_bin):
     """jaxvae's own train step: ``make_train_step(make_loss(model, "elbo", 1), adam)``."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    import jaxvae
-
-    tx = optax.adam(LR)
-    step = jaxvae.make_train_step(jax_loss(model), tx)
-    copy = jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), params0)
-    box = {"state": jaxvae.create_train_state(copy, tx, jax.random.PRNGKey(0))}
-    x = jnp.asarray(x_bin, jnp.float32)
-
-    def one():
-        box["state"], box["metrics"] = step(box["state"], x)
-
-    return Runner(one, lambda: jax.block_until_ready((box["state"], box["metrics"])),
-                  loss=lambda: float(box["metrics"]["loss"]))
+    return jaxvae_step_runner(jax_loss(model), params0, np.asarray(x_bin, np.float32), LR)[0]
 
 
 def make_torch(model, params0, x_bin, compile: bool, threads: int):

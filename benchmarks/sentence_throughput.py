@@ -61,6 +61,7 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.conv_throughput import (  # noqa: E402
     Runner,
     fmt_spread,
+    jaxvae_step_runner,
     loadavg,
     make_matmul_jax,
     make_matmul_torch,
@@ -185,23 +186,7 @@ def self_check(setting: str, params, model, rows: np.ndarray, seed: int) -> dict
 
 def make_jaxvae(model, params0, rows):
     """jaxvae's own train step: ``make_train_step(make_loss(...), adam)``."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    import jaxvae
-
-    tx = optax.adam(LR)
-    step = jaxvae.make_train_step(jax_loss(model), tx)
-    copy = jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), params0)
-    box = {"state": jaxvae.create_train_state(copy, tx, jax.random.PRNGKey(0))}
-    x = jnp.asarray(rows)
-
-    def one():
-        box["state"], box["metrics"] = step(box["state"], x)
-
-    return Runner(one, lambda: jax.block_until_ready((box["state"], box["metrics"])),
-                  loss=lambda: float(box["metrics"]["loss"])), step, box
+    return jaxvae_step_runner(jax_loss(model), params0, rows, LR)
 
 
 class TorchThreads(Runner):
