@@ -160,3 +160,30 @@ def test_conditional_model_trains_evaluates_and_samples_per_label(capsys, tmp_pa
     code, _, err = run(capsys, "train", "--model", "cvae", "--num-classes", "3", "--steps", "1",
                        "--out", str(tmp_path / "bad"), "--no-progress")
     assert code == 2 and "num_classes" in err and "0..9" in err
+
+
+def test_draw_trains_evaluates_and_samples(npz, capsys, tmp_path):
+    """--model draw [--attention]: the KL of each step instead of active units, the canvas
+    over time beside the samples; estimators that split the parameters are refused."""
+    out = str(tmp_path / "draw")
+    code, text, err = run(capsys, "train", "--data", npz, "--model", "draw", "--attention",
+                          "2,3", "--draw-steps", "3", "--latent-dim", "2", "--hidden", "8",
+                          "--objective", "elbo", "-k", "1", "--steps", "4", "--batch-size",
+                          "20", "--eval-k", "4", "--eval-limit", "10", "--out", out,
+                          "--no-progress")
+    assert code == 0, err
+    assert "KL" in text and "over 3 steps" in text
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert len(results["kl_per_step"]) == 3 and "active_units" not in results
+    config = json.load(open(os.path.join(out, "config.json")))["config"]
+    assert (config["draw_steps"], config["attention"]) == (3, [2, 3])
+    width, height = Image.open(os.path.join(out, "canvas.png")).size
+    assert (width, height) == (3 * 28 + 2, 8 * 28 + 7)      # 8 drawings x 3 steps
+    code, text, err = run(capsys, "eval", out, "--k", "4", "--limit", "5", "--no-progress")
+    assert code == 0 and "test NLL" in text, err
+    code, _, err = run(capsys, "sample", out, "--num", "4", "--out", str(tmp_path / "s.png"))
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--data", npz, "--model", "draw", "--objective",
+                       "elbo", "--estimator", "stl", "--steps", "1", "--out",
+                       str(tmp_path / "bad"), "--no-progress")
+    assert code == 2 and "estimator" in err and "DRAW" in err
