@@ -83,3 +83,24 @@ def test_plain_read():
     x = jnp.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(att.read_plain(x, -x), jnp.concatenate([x.ravel(),
                                                                           -x.ravel()]))
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_the_initial_grid_tiles_the_image(size):
+    """tiling_init: centred, stride max(H, W)/N, sigma half the stride; writing 1 at one
+    patch entry moves the canvas under its filter centre by about one logit."""
+    height, width = 28, 24
+    read = att.glimpse_params(att.tiling_init(size, height, width)(None, (5,)), height, width,
+                              size)
+    np.testing.assert_allclose([read.g_x, read.g_y], [(width + 1) / 2, (height + 1) / 2])
+    np.testing.assert_allclose(read.delta, 28 / size, rtol=1e-5)
+    np.testing.assert_allclose(np.sqrt(read.sigma2), 14 / size, rtol=1e-5)
+    assert float(read.gamma) == pytest.approx(1.0)
+    raw = att.tiling_init(size, height, width, write=True)(None, (5,))
+    one = jnp.zeros((size, size)).at[size // 2, size // 2].set(1.0)
+    peak = float(att.write(one, raw, height, width).max())
+    # 1 / (2 pi sigma^2) is the peak of an untruncated filter pair; the image's edges cut
+    # the wide filters of small N, and their normalization then raises the peak
+    assert {1: 2.0 < peak < 2.6, 2: 1.3 < peak < 1.7, 5: 0.9 < peak < 1.1}[size], peak
+    with pytest.raises(ValueError, match="5 outputs"):
+        att.tiling_init(size, height, width)(None, (4,))

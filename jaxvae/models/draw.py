@@ -27,7 +27,9 @@ DReG, score function, RWS) refuse it; see docs/design.md, "DRAW".
 Read and write without attention take the whole image and write a dense update; with
 attention they are the N x N Gaussian grids of :mod:`jaxvae.models.draw_attention`, their
 five parameters a linear map of h^dec (the read's in the encoder, the write's in the
-decoder).
+decoder), each starting with its grid tiling the image
+(:func:`jaxvae.models.draw_attention.tiling_init`; with the
+paper's raw = 0 start a 2 x 2 read sees only the blank corners and q collapses).
 
 Reference: Gregor, Danihelka, Graves, Rezende & Wierstra (2015), DRAW: A Recurrent Neural
 Network For Image Generation.
@@ -93,7 +95,9 @@ class DrawEncoder(nn.Module):
         Returns: ``(carry, loc [D], scale [D], read glimpse [5] (zeros without attention))``.
         """
         if self.read_size:
-            glimpse = nn.Dense(5, name="read_attention")(h_dec)
+            height, width = x.shape
+            glimpse = nn.Dense(5, name="read_attention", bias_init=attention_ops.tiling_init(
+                self.read_size, height, width))(h_dec)
             r = attention_ops.read(x, x_hat, glimpse, self.read_size)
         else:
             glimpse, r = jnp.zeros(5), attention_ops.read_plain(x, x_hat)
@@ -124,7 +128,8 @@ class DrawDecoder(nn.Module):
         n = self.write_size
         self.write = nn.Dense(n * n if n else height * width)
         if n:
-            self.write_attention = nn.Dense(5)
+            self.write_attention = nn.Dense(5, bias_init=attention_ops.tiling_init(
+                n, height, width, write=True))
         self.canvas0 = self.param("canvas0", self.canvas_init or nn.initializers.zeros,
                                   (height * width,))
 

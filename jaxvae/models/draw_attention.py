@@ -17,6 +17,7 @@ is a softmax over pixels, so it holds exactly even when every filter weight unde
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -24,7 +25,8 @@ import jax.numpy as jnp
 
 from jaxvae.types import Array
 
-__all__ = ["Glimpse", "glimpse_params", "filterbank", "read", "write", "read_plain"]
+__all__ = ["Glimpse", "glimpse_params", "filterbank", "read", "write", "read_plain",
+           "tiling_init"]
 
 
 class Glimpse(NamedTuple):
@@ -51,6 +53,36 @@ def glimpse_params(raw: Array, height: int, width: int, size: int) -> Glimpse:
     return Glimpse(g_x=(width + 1) / 2 * (gx + 1), g_y=(height + 1) / 2 * (gy + 1),
                    sigma2=jnp.exp(log_sigma2), delta=span * jnp.exp(log_delta),
                    gamma=jnp.exp(log_gamma))
+
+
+def tiling_init(size: int, height: int, width: int, write: bool = False):
+    """Initializer of the ``[5]`` bias of a glimpse layer: the N x N grid tiles the image.
+
+    Centred (g~ = 0), stride delta = max(H, W) / N, sigma = delta / 2; gamma = 1 for a
+    read, and for a write gamma = 1 / (2 pi sigma^2), so that a patch value of 1 moves the
+    canvas logit under a filter centre by about 1 (normalized filters spread a written
+    value over ~2 pi sigma^2 pixels; at gamma = 1 the canvas barely moves and the write
+    weights take thousands of Adam steps to grow). The paper's parameterization starts
+    (at raw = 0) with delta = (max(H, W) - 1)/(N - 1) and sigma = 1 pixel: a 2 x 2 read grid
+    then samples four corner pixels, blank in MNIST, so neither the encoder nor the grid's
+    own gradient sees the digit and q collapses to the prior.
+
+    Args: ``size`` N >= 1; the image ``height`` and ``width``; ``write``.
+    Returns: ``init(key, shape, dtype) -> [5]``.
+    """
+    span = max(height, width)
+    delta = span / size
+    delta_tilde = delta / ((span - 1) / max(size - 1, 1))
+    log_sigma2 = 2.0 * math.log(delta / 2.0)
+    log_gamma = -(math.log(2.0 * math.pi) + log_sigma2) if write else 0.0
+    raw = jnp.array([0.0, 0.0, log_sigma2, math.log(delta_tilde), log_gamma])
+
+    def init(key, shape, dtype=jnp.float32):
+        if tuple(shape) != (5,):
+            raise ValueError(f"a glimpse layer has 5 outputs, got a bias of shape {shape}")
+        return raw.astype(dtype)
+
+    return init
 
 
 def _filters(centre: Array, delta: Array, sigma2: Array, size: int, pixels: int) -> Array:
