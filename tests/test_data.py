@@ -547,6 +547,8 @@ def test_idx_label_count_must_match(tmp_path):
 
 
 GOOD_IDX = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+#: with a fixed header time, so that both test processes collect the same parameter ids
+GOOD_GZ = gzip.compress(GOOD_IDX, mtime=0)
 
 
 @pytest.mark.parametrize("data,message", [
@@ -561,10 +563,10 @@ GOOD_IDX = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
     (GOOD_IDX[:10], r"is truncated: 10 bytes, fewer than its 16-byte header"),
     (GOOD_IDX[:-1], r"declares shape \[2, 3, 4\] = 24 bytes of data but holds 23 \(truncated"),
     (GOOD_IDX + b"\x00", r"declares shape \[2, 3, 4\] = 24 bytes of data but holds 25"),
-    (gzip.compress(GOOD_IDX)[:-12], r"cannot decompress IDX file .*: truncated or corrupt gzip "
-                                    r"data \(EOFError"),
-    (gzip.compress(GOOD_IDX)[:12] + b"\xff" * 30, r"cannot decompress IDX file .*: truncated or "
-                                                  r"corrupt gzip data"),
+    (GOOD_GZ[:-12], r"cannot decompress IDX file .*: truncated or corrupt gzip "
+                    r"data \(EOFError"),
+    (GOOD_GZ[:12] + b"\xff" * 30, r"cannot decompress IDX file .*: truncated or "
+                                  r"corrupt gzip data"),
 ])
 def test_read_idx_validation_names_the_file(tmp_path, data, message):
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
