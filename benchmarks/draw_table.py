@@ -85,7 +85,7 @@ def markdown(records, args, missing) -> str:
                             "parameters", "passes", "train s", "eval s"], rows)
     n_test = records[0]["num_test"] if records else 0
     lines = [table, "",
-             f"Budget (both rows): T = {args.draw_steps} glimpses, LSTM {args.hidden}, "
+             f"Budget (every row): T = {args.draw_steps} glimpses, LSTM {args.hidden}, "
              f"z_t of {args.latent_dim}; {args.steps} Adam steps at lr {args.lr}, batch "
              f"{args.batch_size}, the ELBO with one z per image, seed {args.seed}, data "
              f"{args.data} (training split, dynamic binarization). Test: the first {n_test} "
