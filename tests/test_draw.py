@@ -66,7 +66,7 @@ def test_the_steps_kls_sum_to_the_total_kl(model_and_params):
     log_p_t = jax.scipy.stats.norm.logpdf(paths.z).sum(-1)
     total = jax.vmap(q.log_prob)(paths.z[:50]) - prior.log_prob(paths.z[:50])
     np.testing.assert_allclose((log_q_t - log_p_t)[:50].sum(-1), total, rtol=1e-4, atol=1e-4)
-    closed = jax.vmap(draw.step_kl)(paths)                       # [n, T]
+    closed = jax.vmap(jaxvae.draw_tools.step_kl)(paths)                       # [n, T]
     assert closed.shape == (4000, 3) and bool(jnp.all(closed >= 0))
     mc, rb = (log_q_t - log_p_t).sum(-1), closed.sum(-1)
     stderr = float(jnp.std(mc - rb) / np.sqrt(4000))

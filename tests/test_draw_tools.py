@@ -53,7 +53,7 @@ def test_mean_step_kl_averages_the_traced_steps(tiny, trace):
     kl = draw_tools.mean_step_kl(model, params, x, KEY, batch_size=3)   # batches of 3 and 1
     assert kl.shape == (T,) and np.all(np.isfinite(kl)) and np.all(kl >= 0)
     # the same key gives the same per-image keys, hence the same paths as the trace
-    by_hand = np.mean(np.asarray(jax.vmap(draw.step_kl)(trace)), axis=0)
+    by_hand = np.mean(np.asarray(jax.vmap(draw_tools.step_kl)(trace)), axis=0)
     np.testing.assert_allclose(kl, by_hand, rtol=1e-5, atol=1e-6)
 
 

@@ -13,7 +13,8 @@ and p(x | z_1..T) = Bernoulli(sigmoid(c_T)), p(z_t) = N(0, I). One example is a 
 ``x: [H, W]`` and its latent the whole sequence ``z: [T, D]``, so the model implements
 :class:`jaxvae.types.Model` and every bound of the library applies: log q(z|x) =
 sum_t log q(z_t | h^enc_t), the KL of the ELBO is the sum of the steps' KLs
-(:func:`step_kl` reports them one by one), and the k=5000 evaluator runs unchanged.
+(:func:`jaxvae.draw_tools.step_kl` reports them one by one), and the k=5000 evaluator runs
+unchanged.
 
 q(z|x) is sequential and reads the decoder's state: :class:`DrawPosterior` is a distrax
 distribution (:mod:`jaxvae.models.draw_posterior`) that runs the recurrence in one
@@ -50,13 +51,12 @@ from jaxvae.models.draw_posterior import (
     DrawPath,
     DrawPosterior,
     canvas_likelihood,
-    step_kl,
     zero_state,
 )
 from jaxvae.types import Array
 
 __all__ = ["LSTMCell", "DrawEncoder", "DrawDecoder", "DrawPath", "DrawPosterior", "Draw",
-           "draw", "step_kl"]
+           "draw"]
 
 class LSTMCell(nn.Module):
     """An LSTM step with one matrix for all four gates: ``[i, f, g, o] = W [input, h] + b``,
@@ -208,31 +208,28 @@ class Draw(nn.Module):
         zeros = jnp.zeros(self.latent_shape)
         return distrax.Independent(distrax.Normal(zeros, 1.0 + zeros), 2)
 
-    def canvases(self, z: Array) -> tuple[Array, Array]:
-        """The decoder alone over ``z: [T, D]``: ``(canvas logits [T, H, W] after each step,
-        write glimpses [T, 5])``."""
+    def _decode(self, z: Array, trace: bool):
+        """The decoder alone over ``z: [T, D]``: ``(c_T [H, W], per-step (canvas logits,
+        write glimpse) stacked over T when ``trace``, else None)``."""
         decoder, variables = self._unbound("decoder")
 
         def step(carry, z_t):
             dec, canvas = carry
             dec, canvas, _, glimpse = decoder.apply(variables, dec, canvas, z_t)
-            return (dec, canvas), (canvas, glimpse)
+            return (dec, canvas), ((canvas, glimpse) if trace else None)
 
         start = (zero_state(self.hidden), decoder.apply(variables, method="start"))
-        return jax.lax.scan(step, start, z)[1]
+        (_, canvas), steps = jax.lax.scan(step, start, z)
+        return canvas, steps
+
+    def canvases(self, z: Array) -> tuple[Array, Array]:
+        """The decoder alone over ``z: [T, D]``: ``(canvas logits [T, H, W] after each step,
+        write glimpses [T, 5])``."""
+        return self._decode(z, trace=True)[1]
 
     def likelihood(self, z: Array) -> distrax.Distribution:
         """Args: ``z: [T, D]``. Returns: p(x|z) = Bernoulli(sigmoid(c_T)) over ``[H, W]``."""
-        decoder, variables = self._unbound("decoder")
-
-        def step(carry, z_t):
-            dec, canvas = carry
-            dec, canvas, _, _ = decoder.apply(variables, dec, canvas, z_t)
-            return (dec, canvas), None
-
-        start = (zero_state(self.hidden), decoder.apply(variables, method="start"))
-        (_, canvas), _ = jax.lax.scan(step, start, z)
-        return canvas_likelihood(canvas)
+        return canvas_likelihood(self._decode(z, trace=False)[0])
 
     def __call__(self, x: Array) -> Array:
         """Creates every parameter with one step of each network (used by ``init``).

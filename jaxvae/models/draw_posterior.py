@@ -20,10 +20,7 @@ import jax.numpy as jnp
 from jaxvae import likelihoods
 from jaxvae.types import Array, PRNGKey
 
-__all__ = ["DrawPath", "DrawPosterior", "step_kl", "canvas_likelihood", "zero_state"]
-
-_LOG_2PI = 1.8378770664093453
-
+__all__ = ["DrawPath", "DrawPosterior", "canvas_likelihood", "zero_state"]
 
 def canvas_likelihood(canvas: Array) -> distrax.Distribution:
     """p(x|z) = Bernoulli(sigmoid(c_T)) over ``[H, W]`` from the last canvas ``[H, W]``
@@ -102,12 +99,17 @@ class DrawPosterior(distrax.Distribution):
         the canvas and glimpses over time)."""
         return self.run(jax.random.normal(key, self.event_shape), False, trace)
 
+    def _draws(self, key: PRNGKey, n: int) -> tuple[DrawPath, Array]:
+        """``n`` sampled paths (one key each from ``split(key, n)``) and their log q."""
+        paths = jax.vmap(self.path)(jax.random.split(key, n))
+        return paths, jax.vmap(_log_q)(paths)
+
     def _sample_n(self, key: PRNGKey, n: int) -> Array:
-        return self._sample_n_and_log_prob(key, n)[0]
+        return self._draws(key, n)[0].z
 
     def _sample_n_and_log_prob(self, key: PRNGKey, n: int) -> tuple[Array, Array]:
-        paths = jax.vmap(self.path)(jax.random.split(key, n))
-        return paths.z, jax.vmap(_log_q)(paths)
+        paths, log_q = self._draws(key, n)
+        return paths.z, log_q
 
     def sample_and_log_likelihood(self, key: PRNGKey, n: int) -> tuple[Array, Array, Array]:
         """``n`` draws with log q(z|x) and log p(x|z) from the canvas the run drew.
@@ -116,9 +118,9 @@ class DrawPosterior(distrax.Distribution):
         log p(x|z) = log Bernoulli(x | sigmoid(c_T)) is what ``Draw.likelihood(z)`` gives,
         without decoding z again. Returns: ``(z [n, T, D], log_q [n], log_px_z [n])``.
         """
-        paths = jax.vmap(self.path)(jax.random.split(key, n))
+        paths, log_q = self._draws(key, n)
         log_px_z = jax.vmap(lambda c: canvas_likelihood(c).log_prob(self.x))(paths.last_canvas)
-        return paths.z, jax.vmap(_log_q)(paths), log_px_z
+        return paths.z, log_q, log_px_z
 
     def log_prob(self, value: Array) -> Array:
         """log q(z|x) = sum_t log N(z_t; mu_t, sigma_t^2), nats. Args: ``value: [T, D]``."""
@@ -129,15 +131,5 @@ class DrawPosterior(distrax.Distribution):
 
 
 def _log_q(path: DrawPath) -> Array:
-    u = (path.z - path.loc) / path.scale
-    return jnp.sum(-0.5 * jnp.square(u) - jnp.log(path.scale) - 0.5 * _LOG_2PI)
-
-
-def step_kl(path: DrawPath) -> Array:
-    """KL(q(z_t | h^enc_t) || N(0, I)) of each step along a path, closed form: ``[T]`` nats.
-
-    Their sum is the paper's latent loss L^z for that path (an unbiased estimate of
-    KL(q(z|x) || p(z)), as is the Monte Carlo log q(z|x) - log p(z) on the same z).
-    """
-    var = jnp.square(path.scale)
-    return 0.5 * jnp.sum(var + jnp.square(path.loc) - 1.0 - jnp.log(var), axis=-1)
+    """log q(z|x) = sum_t log N(z_t; mu_t, sigma_t^2) along a path, nats."""
+    return jnp.sum(distrax.Normal(path.loc, path.scale).log_prob(path.z))
