@@ -245,12 +245,18 @@ def make_torch(params0, decoder: str, x_grey, k: int, compile: bool, threads: in
     model = torch_conv.from_jaxvae(params0, decoder)
     trainer = torch_conv.Trainer(model, k, lr=LR, compile=compile)
     x = torch.from_numpy(np.ascontiguousarray(x_grey)).unsqueeze(1)
+    return trainer_runner(trainer, x)
+
+
+def trainer_runner(trainer, x) -> Runner:
+    """A Runner of a PyTorch peer's ``trainer.step(x)`` (the loss it returns is the step's;
+    CPU tensors: every op has finished when step() returns). Shared by the throughput
+    scripts."""
     box = {}
 
     def one():
         box["loss"] = trainer.step(x)
 
-    # CPU tensors: every op has finished when step() returns.
     return Runner(one, loss=lambda: float(box["loss"]))
 
 

@@ -64,7 +64,6 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 from benchmarks.conv_throughput import (  # noqa: E402
-    Runner,
     fmt_spread,
     jaxvae_step_runner,
     loadavg,
@@ -73,6 +72,7 @@ from benchmarks.conv_throughput import (  # noqa: E402
     rel_err,
     summary,
     time_runners,
+    trainer_runner,
 )
 from benchmarks.sentence_throughput import TorchThreads  # noqa: E402
 
@@ -268,13 +268,7 @@ def make_torch(model, params0, x_bin, compile: bool, threads: int):
     tm = torch_draw.from_jaxvae(params0, bool(model.read_size), model.image_shape, model.steps)
     trainer = torch_draw.Trainer(tm, lr=LR, compile=compile)
     x = torch.from_numpy(np.ascontiguousarray(x_bin, np.float32))
-    box = {}
-
-    def one():
-        box["loss"] = trainer.step(x)
-
-    # CPU tensors: every op has finished when step() returns.
-    return TorchThreads(Runner(one, loss=lambda: float(box["loss"])), threads)
+    return TorchThreads(trainer_runner(trainer, x), threads)
 
 
 # ----------------------------------------------------------------------------------- FLOPs

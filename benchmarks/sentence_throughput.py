@@ -68,6 +68,7 @@ from benchmarks.conv_throughput import (  # noqa: E402
     rel_err,
     summary,
     time_runners,
+    trainer_runner,
     xla_cost,
 )
 
@@ -221,13 +222,7 @@ def make_torch(params0, word_keep: float, rows, compile: bool, threads: int):
     model = torch_sentence.from_jaxvae(params0, word_keep)
     trainer = torch_sentence.Trainer(model, lr=LR, compile=compile)
     x = torch.from_numpy(np.asarray(rows, np.int64))
-    box = {}
-
-    def one():
-        box["loss"] = trainer.step(x)
-
-    # CPU tensors: every op has finished when step() returns.
-    return TorchThreads(Runner(one, loss=lambda: float(box["loss"])), threads)
+    return TorchThreads(trainer_runner(trainer, x), threads)
 
 
 # ----------------------------------------------------------------------------------- FLOPs
