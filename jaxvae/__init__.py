@@ -17,6 +17,7 @@ from jaxvae import (
     plots,
     presets,
     rundir,
+    runs,
     schedules,
     sentences,
     terms,
@@ -56,7 +57,13 @@ from jaxvae.latent import (
     slerp,
     traverse,
 )
-from jaxvae.losses import OBJECTIVES, make_free_bits_loss, make_loss, make_objective
+from jaxvae.losses import (
+    OBJECTIVES,
+    make_free_bits_loss,
+    make_loss,
+    make_objective,
+    make_run_loss,
+)
 from jaxvae.models import (
     VAE,
     BayesianDense,
@@ -119,6 +126,7 @@ from jaxvae.train import (
     create_train_state,
     fit,
     make_train_step,
+    step_function,
 )
 from jaxvae.types import Model
 from jaxvae.variance import estimator_grad, gradient_stats, minibatch_covariance, summarize
@@ -229,6 +237,9 @@ __all__ = [
     "make_loss",
     "make_free_bits_loss",
     "make_objective",
+    "make_run_loss",
+    "runs",
+    "step_function",
     "make_weighted_elbo_loss",
     "make_train_step",
     "mean_logit_init",

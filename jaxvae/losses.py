@@ -10,6 +10,8 @@ A batch is ``x: [B, *event]``, a tuple ``(x, condition)`` or a dict with ``"x"``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -17,7 +19,7 @@ from jaxvae import _checks, estimators, objectives, terms
 from jaxvae.terms import ParamGroups
 from jaxvae.types import LossFn
 
-__all__ = ["make_objective", "make_loss", "make_free_bits_loss", "OBJECTIVES"]
+__all__ = ["make_objective", "make_loss", "make_free_bits_loss", "make_run_loss", "OBJECTIVES"]
 
 _OBJECTIVES = {"elbo": objectives.elbo, "iwae": objectives.iwae_bound}
 #: names of the objectives
@@ -173,5 +175,38 @@ def make_free_bits_loss(model, free_bits: float, num_samples: int = 1,
         floored = jnp.sum(jnp.maximum(kl, free_bits))
         return -(reconstruction - beta * floored), \
             {"bound": reconstruction - jnp.sum(kl), "kl": jnp.sum(kl)}
+
+    return loss
+
+
+def make_run_loss(model, num_samples: int = 1) -> Callable:
+    """The loss of a sweep whose objective and β are data: one program for VAE and IWAE runs.
+
+    On the same k samples of each example (the draws of :func:`jaxvae.elbo` and
+    :func:`jaxvae.iwae_bound` with the same key),
+
+        bound = IWAE_k                                    if hparams["iwae"],
+        bound = (1/k) sum_i log p(x|z_i) - β (1/k) sum_i [log q(z_i|x) - log p(z_i)]  else,
+
+    so a run with ``iwae = 0`` trains exactly as ``make_loss(model, "elbo", k, beta=β)`` and
+    one with ``iwae = 1`` as ``make_loss(model, "iwae", k)`` (tested). Used with
+    :func:`jaxvae.runs.make_runs_step`, whose runs pass their own ``hparams``.
+
+    Args: ``model`` (:class:`jaxvae.types.Model`); ``num_samples`` k >= 1.
+    Returns: ``loss(params, batch, key, hparams) -> (loss, {"bound": bound})``, ``hparams`` a
+      dict of scalars ``iwae`` (bool or 0/1) and ``beta``; nats per example; training noise on.
+    """
+    _checks.num_samples(num_samples)
+
+    def loss(params, batch, key, hparams):
+        def per_example(params, x, key, *condition):
+            key, (q, prior, log_likelihood) = _example_terms(model, params, x, key, condition,
+                                                             True)
+            t = objectives.sample_terms(key, q, prior, log_likelihood, num_samples)
+            elbo = jnp.mean(t.log_likelihood) - hparams["beta"] * jnp.mean(t.log_q - t.log_prior)
+            return jnp.where(hparams["iwae"], objectives.log_mean_exp(t.log_w), elbo)
+
+        bound = terms.map_examples(model, per_example, params, batch, key).mean()
+        return -bound, {"bound": bound}
 
     return loss
