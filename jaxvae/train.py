@@ -34,8 +34,8 @@ from jaxvae.checkpoints import Checkpointer, CheckpointError, is_finite_tree
 
 Array = jax.Array
 
-__all__ = ["TrainState", "create_train_state", "make_train_step", "data_mesh", "shard_batch",
-           "fit", "Checkpointer", "CheckpointError", "TrainingDivergedError"]
+__all__ = ["TrainState", "create_train_state", "make_train_step", "step_function", "data_mesh",
+           "shard_batch", "fit", "Checkpointer", "CheckpointError", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -106,6 +106,33 @@ def shard_batch(batch, mesh: Mesh):
         treedef, [jax.make_array_from_process_local_data(sharding, leaf) for leaf in leaves])
 
 
+def step_function(loss_fn: Callable, tx: optax.GradientTransformation, *,
+                  preprocess: Callable | None = None) -> Callable:
+    """The unjitted step behind :func:`make_train_step`, for callers that compose it
+    (``lax.scan`` over steps, ``vmap`` over runs: :mod:`jaxvae.runs`).
+
+    Returns: ``step(state, batch, *loss_args) -> (state, metrics)``; ``loss_args`` (e.g.
+    per-run hyperparameters) are passed to ``loss_fn`` after the key and the step.
+    """
+
+    def step(state: TrainState, batch, *loss_args):
+        key = jax.random.fold_in(state.key, state.step)
+        key_data, key_loss = jax.random.split(key)
+        if preprocess is not None:
+            batch = preprocess(key_data, batch)
+        extra = (state.step,) if getattr(loss_fn, "takes_step", False) else ()
+        (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, key_loss, *extra, *loss_args)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(u)) for u in jax.tree_util.tree_leaves(updates)]))
+        params = optax.apply_updates(state.params, updates)
+        new_state = TrainState(params, opt_state, state.step + 1, state.key)
+        return new_state, {"loss": loss, "finite": finite, **info}
+
+    return step
+
+
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
                     preprocess: Callable | None = None, mesh: Mesh | None = None,
                     donate: bool = True):
@@ -134,21 +161,7 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
       there and never saves what follows) and everything in ``info``.
     """
 
-    def step(state: TrainState, batch):
-        key = jax.random.fold_in(state.key, state.step)
-        key_data, key_loss = jax.random.split(key)
-        if preprocess is not None:
-            batch = preprocess(key_data, batch)
-        extra = (state.step,) if getattr(loss_fn, "takes_step", False) else ()
-        (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, key_loss, *extra)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        finite = jnp.isfinite(loss) & jnp.all(jnp.stack(
-            [jnp.all(jnp.isfinite(u)) for u in jax.tree_util.tree_leaves(updates)]))
-        params = optax.apply_updates(state.params, updates)
-        new_state = TrainState(params, opt_state, state.step + 1, state.key)
-        return new_state, {"loss": loss, "finite": finite, **info}
-
+    step = step_function(loss_fn, tx, preprocess=preprocess)
     donate_argnums = (0,) if donate else ()
     if mesh is None:
         return jax.jit(step, donate_argnums=donate_argnums)
