@@ -10,6 +10,7 @@ from jaxvae import (
     estimators,
     evaluate,
     experiment,
+    experiment_runs,
     flows,
     information,
     latent,
@@ -47,6 +48,7 @@ from jaxvae.evaluate import (
     log_likelihood,
 )
 from jaxvae.experiment import NonFiniteResultError, Results, restore_run, train_and_evaluate
+from jaxvae.experiment_runs import train_runs
 from jaxvae.flows import IAF, Planar, Radial, nice_coupling
 from jaxvae.latent import (
     attribute_vector,
@@ -135,11 +137,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "train_and_evaluate",
+    "train_runs",
     "restore_run",
     "register_preset",
     "rundir",
     "presets",
     "experiment",
+    "experiment_runs",
     "sentences",
     "information",
     "draw_tools",

@@ -27,12 +27,13 @@ import time
 
 import numpy as np
 
-from jaxvae import presets, run_steps, rundir
+from jaxvae import presets, run_steps, rundir, sentences
 from jaxvae.config import EVALUATION_FIELDS, TRAINING_LENGTH, Config, ConfigError
 from jaxvae.run_steps import NonFiniteResultError, Results
 
 __all__ = ["Results", "train_and_evaluate", "restore_run", "NonFiniteResultError",
-           "estimate_training_bytes", "load_sentences"]
+           "estimate_training_bytes", "load_sentences", "check_data", "read_run_config",
+           "prepare_run_dir"]
 
 
 def estimate_training_bytes(config: Config, event_size: int) -> int:
@@ -89,7 +90,7 @@ def load_sentences(config: Config):
     return train_set, test_set, vocab, cut
 
 
-def _check_data(config: Config, preset, train, test, data_info=None) -> None:
+def check_data(config: Config, preset, train, test, data_info=None) -> None:
     """Every data-dependent check, before anything is written."""
     n = train.images.shape[0]
     if config.effective_batch_size > n:
@@ -136,7 +137,7 @@ def _clear_run(workdir: str) -> None:
                 os.remove(path)
 
 
-def _prepare_run_dir(workdir: str, config: Config, resume: bool, overwrite: bool) -> None:
+def prepare_run_dir(workdir: str, config: Config, resume: bool, overwrite: bool) -> None:
     """Checks the run directory against ``resume``/``overwrite`` (under the lock)."""
     config_path = os.path.join(workdir, "config.json")
     has_run = os.path.exists(config_path) or os.path.isdir(os.path.join(workdir, "checkpoints"))
@@ -194,7 +195,7 @@ def restore_run(workdir: str):
     config, info = read_run_config(workdir)
     model = presets.get_preset(config.model).build(config, tuple(info["event_shape"]),
                                                    info.get("vocab_size"))
-    tx, _ = run_steps.make_optimizer(config, info["num_train"])
+    tx, _ = run_steps.make_optimizer(config, info["num_train"], info.get("inject_lr", False))
     like = train.create_train_state(run_steps.init_params(model, config, info["event_shape"],
                                           jax.random.PRNGKey(0)), tx, jax.random.PRNGKey(0))
     checkpointer = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
@@ -243,7 +244,7 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
         train_set = data.load(config.data, config.split, dtype=dtype)
         test_set = data.load(config.data, config.eval_split, dtype=dtype)
     data_info = None if vocab is None else len(vocab)
-    _check_data(config, preset, train_set, test_set, data_info)
+    check_data(config, preset, train_set, test_set, data_info)
     if workdir is None:
         return run_steps.run_training(config, preset, train_set, test_set, None, False,
                                       progress, False, data_info)
@@ -252,7 +253,7 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
     os.makedirs(workdir, exist_ok=True)
     rundir.check_writable(workdir)
     with rundir.RunLock(workdir):
-        _prepare_run_dir(workdir, config, resume, overwrite)
+        prepare_run_dir(workdir, config, resume, overwrite)
         info = {"event_shape": list(train_set.images.shape[1:]),
                 "num_train": int(train_set.images.shape[0])}
         if vocab is not None:
@@ -266,7 +267,7 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
                                          pictures and _can_plot(train_set.images.shape[1:]),
                                          data_info)
         if vocab is not None and pictures:
-            run_steps.write_decodes(results, vocab, test_set.images,
+            sentences.write_decodes(results, vocab, test_set.images,
                                     os.path.join(workdir, "decodes.txt"))
         rundir.write_json(os.path.join(workdir, "results.json"),
                           {**results.metrics, "wall_seconds": round(time.time() - start, 1)})

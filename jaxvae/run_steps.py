@@ -36,8 +36,9 @@ from jaxvae import (
 from jaxvae.models import bayesian, draw
 
 __all__ = ["Results", "NonFiniteResultError", "run_training", "make_optimizer", "init_params",
+           "training_loss", "evaluation_set", "evaluate_density",
            "beta_schedule", "density_metrics", "classification_error", "data_dtype",
-           "evaluation_images", "data_metrics", "write_decodes"]
+           "evaluation_images", "data_metrics"]
 
 
 class NonFiniteResultError(RuntimeError):
@@ -75,8 +76,10 @@ def init_params(model, config, event_shape, key):
     return jax.jit(model.init_params)(key)    # one compilation instead of many small ones
 
 
-def make_optimizer(config, num_train: int):
-    """``(tx, num_steps)`` of ``config.protocol`` for ``num_train`` examples."""
+def make_optimizer(config, num_train: int, inject_lr: bool = False):
+    """``(tx, num_steps)`` of ``config.protocol`` for ``num_train`` examples; ``inject_lr``
+    (protocol "adam"): Adam under ``optax.inject_hyperparams``, whose learning rate is data
+    (the runs of a group with different rates, :mod:`jaxvae.experiment_runs`)."""
     import optax
 
     from jaxvae import schedules
@@ -88,6 +91,8 @@ def make_optimizer(config, num_train: int):
     total = config.steps or steps_per_pass * config.epochs
     if config.protocol == "cosine":
         return optax.adam(optax.cosine_decay_schedule(config.lr, total, alpha=0.1)), total
+    if inject_lr:
+        return optax.inject_hyperparams(optax.adam)(learning_rate=config.lr), total
     return optax.adam(config.lr), total
 
 
@@ -210,13 +215,43 @@ def _mean_rate(model, valid):
     return jax.jit(lambda params, key: jnp.mean(terms.map_batch(kl, params, valid, key)))
 
 
-def _density_parts(config, model, test_x, key_eval, test_y=None):
+def training_loss(config, model):
+    """The loss ``config`` trains a density model with (objective, k, estimator, β, ...)."""
     options = {}
     if config.objective == "elbo" and config.estimator is None:
         options = {"beta": beta_schedule(config), "analytic_kl": config.analytic_kl,
                    "free_bits": config.free_bits}
-    loss_fn = losses.make_loss(model, config.objective, config.k, estimator=config.estimator,
-                               **options)
+    return losses.make_loss(model, config.objective, config.k, estimator=config.estimator,
+                            **options)
+
+
+def evaluation_set(config, preset, test_set):
+    """``(test_x, test_y, statement)``: the evaluated images (:func:`evaluation_images` with
+    ``config.seed``, the first ``eval_limit``), their labels for a conditional model."""
+    test_x, statement = evaluation_images(config, test_set.images, config.seed)
+    test_y = test_set.labels if preset.conditional else None
+    if config.eval_limit:
+        test_x = test_x[:config.eval_limit]
+        test_y = None if test_y is None else test_y[:config.eval_limit]
+    return test_x, test_y, statement
+
+
+def evaluate_density(config, model, params, evaluated, key_eval, event_shape, progress,
+                     where: str, timing: dict):
+    """The final metrics of a density run: ``(metrics, variances)`` (see
+    :func:`density_metrics`), with bits per dimension, the test-data statement and
+    ``timing``; non-finite values raise :class:`NonFiniteResultError` naming ``where``."""
+    test_x, test_y, statement = evaluated
+    start = time.time()
+    metrics, variances = density_metrics(model, params, test_x, key_eval, config.eval_k,
+                                         progress, test_y)
+    metrics.update(data_metrics(config, event_shape, metrics["nll"]), test_data=statement)
+    return _finite({**metrics, **timing, "eval_seconds": round(time.time() - start, 1)},
+                   where), variances
+
+
+def _density_parts(config, model, test_x, key_eval, test_y=None):
+    loss_fn = training_loss(config, model)
     valid = jnp.asarray(test_x[:1000])
     if test_y is not None:                      # a conditional model: batches are (x, c)
         valid = (valid, jnp.asarray(test_y[:1000]))
@@ -249,11 +284,8 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
         loss_fn = bayesian.classification_loss(model, x.shape[0])
         train_data, preprocess, eval_fn, mesh = (x, train_set.labels), None, None, None
     else:
-        test_x, statement = evaluation_images(config, test_set.images, config.seed)
-        test_y = test_set.labels if preset.conditional else None
-        if config.eval_limit:
-            test_x = test_x[:config.eval_limit]
-            test_y = None if test_y is None else test_y[:config.eval_limit]
+        evaluated = evaluation_set(config, preset, test_set)
+        test_x, test_y, _ = evaluated
         loss_fn, eval_fn = _density_parts(config, model, test_x, key_eval, test_y)
         train_data = (x, train_set.labels) if preset.conditional else x
         preprocess = train_preprocess(config)
@@ -271,52 +303,24 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
     jax.block_until_ready(state.params)
     timing = {"steps": int(state.step), "passes": round(int(state.step) * batch_size / len(x), 2),
               "train_seconds": round(time.time() - start, 1)}
-    start = time.time()
     where = f"the run in {workdir}" if workdir else "the trained model"
     variances = None
-    if preset.task == "classification":
-        metrics = {"test_error": classification_error(model, state.params, test_set.images,
-                                                      test_set.labels)}
-    elif preset.text:
-        metrics = sentences.text_metrics(model, state.params, test_x, key_eval, config.eval_k,
-                                         progress)
-        variances = None
+    if preset.task == "density" and not preset.text:
+        metrics, variances = evaluate_density(config, model, state.params, evaluated, key_eval,
+                                              x.shape[1:], progress, where, timing)
     else:
-        metrics, variances = density_metrics(model, state.params, test_x, key_eval,
-                                             config.eval_k, progress, test_y)
-        metrics.update(data_metrics(config, x.shape[1:], metrics["nll"]), test_data=statement)
-    metrics = _finite({**metrics, **timing, "eval_seconds": round(time.time() - start, 1)},
-                      where)
+        start = time.time()
+        if preset.task == "classification":
+            metrics = {"test_error": classification_error(model, state.params, test_set.images,
+                                                          test_set.labels)}
+        else:
+            metrics = sentences.text_metrics(model, state.params, test_x, key_eval,
+                                             config.eval_k, progress)
+        metrics = _finite({**metrics, **timing, "eval_seconds": round(time.time() - start, 1)},
+                          where)
     if pictures and workdir and preset.task == "density":
         _pictures(model, state.params, test_x, config.seed, workdir, test_y)
     return Results(config, metrics, model, state.params, workdir, variances)
-
-
-def write_decodes(results: Results, vocab, test_ids, path: str, num: int = 5) -> None:
-    """A sentence model's decodes as text: test sentences with the greedy decode from the
-    posterior mean and three samples, sentences from the prior, and a homotopy."""
-    model, params, seed = results.model, results.params, results.config.seed
-    key = jax.random.PRNGKey(seed + 1)
-    x = np.asarray(test_ids[:num])
-    lines = []
-    if model.latent_shape[0] > 0:
-        from jaxvae import latent
-
-        mean = latent.encode_mean(model, params, x)
-        codes = latent.encode(model, params, np.repeat(x, 3, axis=0), key, sample=True)
-        greedy = sentences.to_text(vocab, sentences.decode(model, params, mean))
-        drawn = sentences.to_text(vocab, sentences.decode(model, params, codes))
-        for i, sentence in enumerate(sentences.to_text(vocab, x)):
-            lines += [f"INPUT  {sentence}", f"MEAN   {greedy[i]}",
-                      *(f"SAMPLE {s}" for s in drawn[3 * i:3 * i + 3]), ""]
-        lines += ["HOMOTOPY", *sentences.to_text(
-            vocab, sentences.homotopy(model, params, x[0], x[1], 5)), ""]
-    z = jax.random.normal(jax.random.fold_in(key, 1), (num, model.latent_shape[0]))
-    lines += ["FROM THE PRIOR (ancestral sampling)", *sentences.to_text(
-        vocab, sentences.decode(model, params, z, "sample", key=jax.random.fold_in(key, 2)))]
-    from jaxvae import rundir
-
-    rundir.atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _pictures(model, params, test_x, seed: int, workdir: str, test_y=None) -> None:

@@ -21,11 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvae import _checks, evaluate, information, latent, terms
+from jaxvae import _checks, evaluate, information, latent, rundir, terms
 from jaxvae.models.token_sequence import EOS, PAD
 from jaxvae.types import Array, Params, PRNGKey
 
-__all__ = ["DECODERS", "decode", "homotopy", "to_text", "text_metrics", "count_words"]
+__all__ = ["DECODERS", "decode", "homotopy", "to_text", "text_metrics", "count_words",
+           "write_decodes"]
 
 #: decoding methods of :func:`decode`
 DECODERS = ("greedy", "beam", "sample")
@@ -147,3 +148,25 @@ def text_metrics(model, params: Params, ids: Array, key: PRNGKey, eval_k: int = 
             "mutual_information": information.mutual_information(
                 model, params, ids[:2000], k4)}
 
+
+def write_decodes(results, vocab, test_ids, path: str, num: int = 5) -> None:
+    """A sentence model's decodes as text: test sentences with the greedy decode from the
+    posterior mean and three samples, sentences from the prior, and a homotopy."""
+    model, params, seed = results.model, results.params, results.config.seed
+    key = jax.random.PRNGKey(seed + 1)
+    x = np.asarray(test_ids[:num])
+    lines = []
+    if model.latent_shape[0] > 0:
+        mean = latent.encode_mean(model, params, x)
+        codes = latent.encode(model, params, np.repeat(x, 3, axis=0), key, sample=True)
+        greedy = to_text(vocab, decode(model, params, mean))
+        drawn = to_text(vocab, decode(model, params, codes))
+        for i, sentence in enumerate(to_text(vocab, x)):
+            lines += [f"INPUT  {sentence}", f"MEAN   {greedy[i]}",
+                      *(f"SAMPLE {s}" for s in drawn[3 * i:3 * i + 3]), ""]
+        lines += ["HOMOTOPY", *to_text(
+            vocab, homotopy(model, params, x[0], x[1], 5)), ""]
+    z = jax.random.normal(jax.random.fold_in(key, 1), (num, model.latent_shape[0]))
+    lines += ["FROM THE PRIOR (ancestral sampling)", *to_text(
+        vocab, decode(model, params, z, "sample", key=jax.random.fold_in(key, 2)))]
+    rundir.atomic_write(path, "\n".join(lines) + "\n")

@@ -14,6 +14,7 @@ from jaxvae import data, runs, train
 N, B, K = 40, 10, 3          # 4 steps per epoch: 6 steps cross an epoch boundary
 MODEL = jaxvae.iwae_mlp(event_shape=(12,), latent_dim=2, hidden=(6,))
 SEEDS = [0, 1, 2]
+pytestmark = pytest.mark.usefixtures("fast_compilation")     # short runs: compile time rules
 # run r: (objective, beta, learning rate)
 SETTINGS = [("elbo", 1.0, 1e-2), ("iwae", 1.0, 3e-2), ("elbo", 0.5, 1e-2)]
 
@@ -126,3 +127,31 @@ def test_bad_arguments_raise_clear_errors():
         runs.init_runs(params, tx, [])
     with pytest.raises(ValueError, match="run_axis"):
         runs.make_runs_step(jaxvae.make_loss(MODEL, "elbo"), tx, run_axis="pmap")
+
+
+def tiny_config(**kw):
+    settings = dict(model="iwae", hidden=(8,), latent_dim=2, k=2, steps=3, batch_size=10,
+                    eval_k=3, eval_limit=6)
+    return jaxvae.Config(**{**settings, **kw})
+
+
+def test_train_runs_equals_train_and_evaluate_per_config(tmp_path):
+    configs = [tiny_config(objective="elbo", seed=0), tiny_config(objective="iwae", seed=1),
+               tiny_config(objective="elbo", seed=1, beta=0.5, lr=3e-3),
+               tiny_config(objective="iwae", k=3)]                 # another shape: own group
+    assert jaxvae.experiment_runs.group_configs(configs) == [[0, 1, 2], [3]]
+    grouped = jaxvae.train_runs(configs, str(tmp_path), progress=False, steps_per_call=2)
+    assert grouped[3].metrics["steps"] == 3 and grouped[3].metrics["group_size"] == 1
+    for config, got in zip(configs[:3], grouped):
+        alone = jaxvae.train_and_evaluate(config, progress=False, pictures=False)
+        for key in ("nll", "test_elbo", "active_units", "steps"):
+            assert got.metrics[key] == pytest.approx(alone.metrics[key], rel=1e-4, abs=1e-4), key
+    assert grouped[0].metrics["group_size"] == 3
+    _, _, params, _ = jaxvae.restore_run(str(tmp_path / "run-2"))   # an ordinary run directory
+    for a, b in zip(jax.tree_util.tree_leaves(params),
+                    jax.tree_util.tree_leaves(grouped[2].params)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(jaxvae.ConfigError, match="already holds a run"):
+        jaxvae.train_runs(configs[:1], str(tmp_path), progress=False)
+    with pytest.raises(jaxvae.ConfigError, match="density"):
+        jaxvae.train_runs([jaxvae.Config(model="bayesian-mlp", objective="elbo")], progress=False)
