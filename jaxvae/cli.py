@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="one of several processes (hosts): join them first with "
+                        "jax.distributed.initialize() (detects SLURM, TPU pods, Open MPI)")
 
     e = sub.add_parser("eval", help="test log-likelihood of a trained run",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -191,9 +194,20 @@ def cmd_train(args) -> dict:
         raise _flag_error(err) from err
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
+    if args.distributed and args.out is None:   # a default name would differ between hosts
+        raise UsageError("--distributed needs --out, a run directory every process reaches")
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    if args.distributed:        # before anything touches jax devices
+        from jaxvae import distributed
+
+        distributed.initialize()
     results = train_and_evaluate(config, out, resume=args.resume, overwrite=args.overwrite,
                                  progress=not args.no_progress).metrics
+    if args.distributed:
+        import jax
+
+        if jax.process_index() > 0:     # process 0 reports for all
+            return results
     if "test_error" in results:
         print(f"test error {100 * results['test_error']:.2f} % ({results['train_seconds']} s "
               "training)")

@@ -19,6 +19,7 @@ The command line, the examples and the benchmark tables all run through it:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
@@ -206,6 +207,32 @@ def restore_run(workdir: str):
     return config, model, state.params, info
 
 
+@contextlib.contextmanager
+def _run_directory(workdir, config, resume, overwrite, train_set, vocab, lead: bool):
+    """Holds the run directory while training: process 0 locks, checks and starts it
+    (``config.json``, ``vocab.json``); with several processes the others wait for that."""
+    import jax
+
+    with contextlib.ExitStack() as stack:
+        if lead:
+            os.makedirs(workdir, exist_ok=True)
+            rundir.check_writable(workdir)
+            stack.enter_context(rundir.RunLock(workdir))
+            prepare_run_dir(workdir, config, resume, overwrite)
+            info = {"event_shape": list(train_set.images.shape[1:]),
+                    "num_train": int(train_set.images.shape[0])}
+            if vocab is not None:
+                info["vocab_size"] = len(vocab)
+                rundir.write_json(os.path.join(workdir, "vocab.json"), vocab.to_json())
+            rundir.write_json(os.path.join(workdir, "config.json"),
+                              {"config": config.to_dict(), **info})
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("jaxvae: run directory ready")
+        yield
+
+
 def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bool = False,
                        overwrite: bool = False, progress: bool = True,
                        pictures: bool = True) -> Results:
@@ -231,6 +258,10 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
         raise ConfigError("resume and overwrite exclude each other")
     if (resume or overwrite) and workdir is None:
         raise ConfigError("resume and overwrite need a run directory")
+    import jax
+
+    lead = jax.process_index() == 0     # several processes: process 0 owns the run directory
+    progress = progress and lead
     preset = presets.get_preset(config.model)
     vocab = None
     if preset.text:
@@ -250,22 +281,13 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
                                       progress, False, data_info)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError(f"{workdir} exists and is not a directory")
-    os.makedirs(workdir, exist_ok=True)
-    rundir.check_writable(workdir)
-    with rundir.RunLock(workdir):
-        prepare_run_dir(workdir, config, resume, overwrite)
-        info = {"event_shape": list(train_set.images.shape[1:]),
-                "num_train": int(train_set.images.shape[0])}
-        if vocab is not None:
-            info["vocab_size"] = len(vocab)
-            rundir.write_json(os.path.join(workdir, "vocab.json"), vocab.to_json())
-        rundir.write_json(os.path.join(workdir, "config.json"),
-                          {"config": config.to_dict(), **info})
+    with _run_directory(workdir, config, resume, overwrite, train_set, vocab, lead):
         start = time.time()
         results = run_steps.run_training(config, preset, train_set, test_set, workdir, resume,
-                                         progress,
-                                         pictures and _can_plot(train_set.images.shape[1:]),
-                                         data_info)
+                                         progress, pictures and lead and
+                                         _can_plot(train_set.images.shape[1:]), data_info)
+        if not lead:
+            return results
         if vocab is not None and pictures:
             sentences.write_decodes(results, vocab, test_set.images,
                                     os.path.join(workdir, "decodes.txt"))

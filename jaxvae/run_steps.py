@@ -301,6 +301,8 @@ def run_training(config, preset, train_set, test_set, workdir, resume, progress,
                       num_steps=num_steps, seed=config.seed, eval_fn=eval_fn, workdir=workdir,
                       resume=resume, mesh=mesh, progress=progress)
     jax.block_until_ready(state.params)
+    if jax.process_count() > 1:     # a host copy: each process evaluates on its own
+        state = state._replace(params=jax.device_get(state.params))
     timing = {"steps": int(state.step), "passes": round(int(state.step) * batch_size / len(x), 2),
               "train_seconds": round(time.time() - start, 1)}
     where = f"the run in {workdir}" if workdir else "the trained model"

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxvae import data, rundir
+from jaxvae import data, distributed, rundir
 from jaxvae.checkpoints import Checkpointer, CheckpointError, is_finite_tree
 
 Array = jax.Array
@@ -226,13 +226,19 @@ def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size:
       num_steps: stop after this many steps in all (possibly mid-epoch); default
         ``num_epochs`` full epochs.
       eval_fn: ``state -> dict`` of scalars, run every ``eval_every`` epochs and at the end.
-      workdir: if given, ``metrics.jsonl`` and ``checkpoints/`` are written there.
+      workdir: if given, ``metrics.jsonl`` and ``checkpoints/`` are written there. With
+        several processes it must be one directory that all of them reach (a shared file
+        system): they write each checkpoint together (orbax), and process 0 alone writes
+        ``metrics.jsonl`` and shows the progress bar.
       resume: continue from the latest checkpoint in ``workdir`` (same parameters as an
         uninterrupted run: batches and keys depend only on (seed, epoch, step)).
       overwrite: delete existing checkpoints in ``workdir`` and start afresh. Without
         ``resume`` or ``overwrite``, existing checkpoints raise :class:`CheckpointError`.
       checkpoint_every: steps between checkpoints (default: once per epoch).
       mesh: shard every batch over this mesh (the step must be made with the same mesh).
+        Required with several processes (:mod:`jaxvae.distributed`), which all call ``fit``
+        alike: each feeds its own rows of every batch, so the global batch is the one a
+        single process would use.
       progress: show a tqdm bar with the running bound.
 
     Returns:
@@ -244,12 +250,18 @@ def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size:
     checkpoint_every = checkpoint_every or steps_per_epoch
     if not is_finite_tree(state.params):
         raise ValueError("the initial parameters hold NaN or infinite values")
+    if mesh is None and jax.process_count() > 1:
+        raise ValueError(f"mesh: {jax.process_count()} processes train one model over a mesh "
+                         "that spans them (train.data_mesh()); got None")
+    if batch_size % jax.process_count():
+        raise ValueError(f"batch_size {batch_size} must be divisible by the number of "
+                         f"processes ({jax.process_count()}), each feeding its own rows")
     checkpointer = None
     if workdir is not None:
         os.makedirs(workdir, exist_ok=True)
         ckpt_dir = os.path.join(workdir, "checkpoints")
-        if overwrite and not resume and os.path.isdir(ckpt_dir):
-            shutil.rmtree(ckpt_dir)
+        if overwrite and not resume and os.path.isdir(ckpt_dir) and jax.process_index() == 0:
+            shutil.rmtree(ckpt_dir)     # the others wait for it in the Checkpointer's barrier
         checkpointer = Checkpointer(ckpt_dir)
     try:
         if checkpointer is not None and checkpointer.latest_step() is not None:
@@ -270,10 +282,16 @@ def _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_step
           seed, eval_fn, eval_every, workdir, resume, checkpoint_every, checkpointer, mesh,
           progress):
     start = int(state.step)
-    log_path = workdir and os.path.join(workdir, "metrics.jsonl")
+    lead = jax.process_index() == 0         # several processes: only process 0 reports
+    progress = progress and lead
+    log_path = os.path.join(workdir, "metrics.jsonl") if workdir and lead else None
     _metrics_log(log_path, start if resume else None)
-    put = (lambda b: shard_batch(b, mesh)) if mesh is not None else \
-        (lambda b: jax.tree_util.tree_map(jnp.asarray, b))
+    if mesh is not None and jax.process_count() > 1:   # each process feeds its own rows
+        put = lambda b: shard_batch(distributed.process_rows(b), mesh)
+    elif mesh is not None:
+        put = lambda b: shard_batch(b, mesh)
+    else:
+        put = lambda b: jax.tree_util.tree_map(jnp.asarray, b)
 
     bar = _progress(total_steps, start, progress, "train")
     running, t0, pending = None, time.time(), None
