@@ -6,7 +6,9 @@ stochastic layers (the presets ``iwae`` and ``iwae-2layer``), under the paper's 
 batch 20, dynamic binarization, output bias = logit of the training mean), shrunk by
 --passes-scale; evaluates the test log-likelihood with the IWAE bound at k=5000 and the
 active units, and writes a markdown table beside the paper's numbers. Each model is one
-``jaxvae.Config`` run by ``jaxvae.train_and_evaluate``.
+``jaxvae.Config``; the VAE and the IWAE of each (layers, k) train together as one program
+(``jaxvae.train_runs``: the same runs as ``jaxvae.train_and_evaluate`` would train, see
+tests/test_runs.py), or one by one with ``--in-turn``.
 
     python benchmarks/iwae_table.py --data npz:../shared/data/mnist.npz --passes-scale 0.002
     python benchmarks/iwae_table.py --quick          # < 60 s, embedded data, 6 small runs
@@ -73,15 +75,27 @@ def _two_layer_active_units(results: jaxvae.Results) -> str:
     active = np.asarray(results.posterior_variances) > 0.01
     return f"{int(active[:100].sum())}+{int(active[100:].sum())}"
 
-def run_one(config: jaxvae.Config, progress: bool) -> dict:
-    """Trains and evaluates one Config; returns its results record."""
+def run_group(configs: list, progress: bool, in_turn: bool = False) -> list[dict]:
+    """Trains and evaluates Configs that share shapes (VAE and IWAE at one k) as one
+    program (``jaxvae.train_runs``; ``in_turn``: one ``train_and_evaluate`` each); returns
+    their results records."""
+    if in_turn:
+        results = [jaxvae.train_and_evaluate(c, progress=progress, pictures=False)
+                   for c in configs]
+    else:
+        results = jaxvae.train_runs(configs, progress=progress)
+    return [record(c, r) for c, r in zip(configs, results)]
+
+
+def record(config: jaxvae.Config, results: jaxvae.Results) -> dict:
+    """The results record of one cell."""
     layers, objective, k = cell(config)
-    results = jaxvae.train_and_evaluate(config, progress=progress, pictures=False)
     m = results.metrics
     active = m["active_units"] if layers == 1 else _two_layer_active_units(results)
     return {"setting": config.to_dict(), "layers": layers, "objective": objective, "k": k,
             "nll": m["nll"], "stderr": m["nll_stderr"], "active_units": active,
             "steps": m["steps"], "passes": m["passes"], "train_seconds": m["train_seconds"],
+            "group_size": m.get("group_size", 1),
             "eval_seconds": m["eval_seconds"], "num_test": m["num_test"],
             "metrics": m, "machine": machine()}
 
@@ -102,7 +116,10 @@ def markdown(records, args, missing) -> str:
              + (f"cut to {args.steps} steps" if args.steps else
                 f"scaled by --passes-scale {args.passes_scale}")
              + f" (the paper: 3280 passes; ours in the passes column), batch "
-             f"{args.batch_size}, dynamic binarization. Machine: {machine()}.",
+             f"{args.batch_size}, dynamic binarization. Machine: {machine()}. "
+             + ("Each model trained alone." if args.in_turn else
+                "The VAE and IWAE of each (layers, k) trained as one program; train s is "
+                "that program's."),
              "", "Command: `" + command_line("benchmarks/iwae_table.py", args.argv,
                                             drop=("--table-only",)) + "`"]
     if missing:
@@ -124,6 +141,9 @@ def main(argv=None):
     add_common_flags(parser, "seed", "out", "json", "quick", "no_progress",
                      helps={"json": "also write all records to this path",
                             "quick": "< 60 s: embedded data, 6 small runs"})
+    parser.add_argument("--in-turn", action="store_true",
+                        help="train each model alone (train_and_evaluate) instead of the VAE "
+                             "and IWAE of each k as one program (train_runs)")
     parser.add_argument("--table-only", action="store_true",
                         help="write the table from the finished runs in OUT, train nothing")
     args = parser.parse_args(argv)
@@ -152,13 +172,15 @@ def main(argv=None):
     todo = [] if args.table_only else store.missing(plan)
     log(f"{machine()}; {len(plan) - len(store.missing(plan))} of {len(plan)} runs finished "
         f"in {store.path}")
-    for config in todo:
-        n, obj, k = cell(config)
-        print(f"-- {n} layer(s), {obj.upper()}, k={k}", flush=True)
-        record = store.add(run_one(config, progress=not args.no_progress))
-        print(json.dumps({key: record[key] for key in (
-            "layers", "objective", "k", "nll", "stderr", "active_units", "steps", "passes",
-            "train_seconds", "eval_seconds")}), flush=True)
+    for group in jaxvae.experiment_runs.group_configs(todo):
+        configs = [todo[i] for i in group]
+        print("-- " + ", ".join(f"{n} layer(s) {obj.upper()} k={k}"
+                                for n, obj, k in map(cell, configs)), flush=True)
+        for rec in run_group(configs, not args.no_progress, args.in_turn):
+            rec = store.add(rec)
+            print(json.dumps({key: rec[key] for key in (
+                "layers", "objective", "k", "nll", "stderr", "active_units", "steps", "passes",
+                "train_seconds", "eval_seconds")}), flush=True)
     done = [store.get(c) for c in plan if store.done(c)]
     records = list(done)
     for r in done:   # the k = 1 row of IWAE is the k = 1 VAE run
