@@ -237,7 +237,8 @@ def fit_runs(states: TrainState, runs_step: Callable, train_data, *, batch_size:
     Args:
       states: the group state (:func:`init_runs`); runs_step: from :func:`make_runs_step`.
       train_data: the training set (a pytree of host ``[N, ...]`` arrays), placed on the
-        device once.
+        device once when it takes at most a quarter of the device's memory; otherwise each
+        call sends its own rows.
       batch_size, num_steps, seeds: B, the steps of every run, and the R seeds of the batch
         orders (:func:`batch_indices`).
       hparams: name -> ``[R]`` loss hyperparameters (see :func:`make_runs_step`).
@@ -282,7 +283,7 @@ def _loop(states, runs_step, train_data, batch_size, num_steps, seeds, hparams, 
 
     n = jax.tree_util.tree_leaves(train_data)[0].shape[0]
     data.num_batches(train_data, batch_size)        # checks the data and the batch size
-    resident = jax.tree_util.tree_map(jnp.asarray, train_data)
+    resident = jax.tree_util.tree_map(jnp.asarray, train_data) if _fits(train_data) else None
     step = int(np.asarray(states.step)[0])
     logs = [os.path.join(w, "metrics.jsonl") for w in workdirs or ()]
     for path in logs:
@@ -295,7 +296,11 @@ def _loop(states, runs_step, train_data, batch_size, num_steps, seeds, hparams, 
         while step < num_steps:
             count = min(steps_per_call, num_steps - step, eval_every - step % eval_every)
             idx = batch_indices(n, batch_size, seeds, step, count)
-            states, metrics = runs_step(states, resident, jnp.asarray(idx), hparams)
+            if resident is None:        # too large for the device: send this call's rows
+                rows = jax.tree_util.tree_map(lambda leaf: leaf[idx.reshape(-1)], train_data)
+                idx = np.arange(idx.size, dtype=np.int32).reshape(idx.shape)
+            states, metrics = runs_step(states, rows if resident is None else resident,
+                                        jnp.asarray(idx), hparams)
             step += count
             _check_runs(step, metrics, workdirs)
             last = metrics["bound"] if "bound" in metrics else -metrics["loss"]
@@ -307,6 +312,14 @@ def _loop(states, runs_step, train_data, batch_size, num_steps, seeds, hparams, 
     finally:
         bar.close()
     return states
+
+
+def _fits(train_data, fraction: float = 0.25) -> bool:
+    """Whether the training set takes at most ``fraction`` of the device's memory (devices
+    that do not report it, such as the CPU, hold it in host memory: True)."""
+    size = sum(np.asarray(leaf).nbytes for leaf in jax.tree_util.tree_leaves(train_data))
+    stats = jax.devices()[0].memory_stats() or {}
+    return size <= fraction * stats.get("bytes_limit", float("inf"))
 
 
 def _record(states, step, bounds, eval_fn, logs, checkpointers, seconds) -> None:

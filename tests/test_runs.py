@@ -69,6 +69,15 @@ def test_vectorised_runs_with_fused_steps_equal_lone_runs(lone, run_axis):
     assert not np.allclose(first[0], first[2])
 
 
+def test_a_training_set_too_large_for_the_device_is_sent_per_call(lone, monkeypatch):
+    monkeypatch.setattr(runs, "_fits", lambda *args: False)
+    states = group("map", 6)
+    for r in range(3):
+        np.testing.assert_allclose(jax.tree_util.tree_leaves(runs.run_slice(states, r).params)[0],
+                                   jax.tree_util.tree_leaves(lone[r].params)[0],
+                                   rtol=2e-5, atol=2e-6)
+
+
 def test_batch_indices_follow_the_order_of_data_batches():
     x = np.arange(N)
     idx = runs.batch_indices(N, B, [3, 5], start=2, count=5)      # steps 2..6, two epochs
