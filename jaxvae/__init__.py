@@ -10,12 +10,14 @@ from jaxvae import (
     energies,
     estimators,
     evaluate,
+    evaluate_runs,
     experiment,
     experiment_runs,
     flows,
     information,
     latent,
     likelihoods,
+    placement,
     plots,
     presets,
     rundir,
@@ -48,6 +50,7 @@ from jaxvae.evaluate import (
     kl_per_dimension,
     log_likelihood,
 )
+from jaxvae.evaluate_runs import log_likelihood_runs
 from jaxvae.experiment import NonFiniteResultError, Results, restore_run, train_and_evaluate
 from jaxvae.experiment_runs import train_runs
 from jaxvae.flows import IAF, Planar, Radial, nice_coupling
@@ -139,6 +142,9 @@ __version__ = "0.1.0"
 __all__ = [
     "train_and_evaluate",
     "train_runs",
+    "log_likelihood_runs",
+    "evaluate_runs",
+    "placement",
     "restore_run",
     "register_preset",
     "rundir",

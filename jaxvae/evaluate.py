@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvae import _checks, latent, objectives, terms
+from jaxvae import _checks, latent, objectives, placement, terms
 from jaxvae._cache import CompileCache
 
 Array = jax.Array
@@ -66,7 +66,7 @@ _LL_FNS = CompileCache()
 
 
 def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int = 100,
-                           conditional: bool = False):
+                           conditional: bool = False, jit: bool = True):
     """Jitted chunked IWAE estimate of log p(x) for a batch with one key per example.
 
     For example i with key ``key_i`` the returned function computes
@@ -92,6 +92,8 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
       sample_chunk: samples drawn at once per example (>= 1).
       conditional: the function takes a fourth argument, the conditions ``c: [B, ...]``,
         and estimates log p(x|c) with q(z|x, c), p(z|c), p(x|z, c).
+      jit: False gives the same function un-jitted, to compose inside the caller's own
+        ``jax.jit`` (e.g. over a run axis, :func:`jaxvae.evaluate_runs.log_likelihood_runs`).
 
     Returns:
       ``fn(params, x: [B, *event], keys: [B] (or raw [B, 2])[, c]) -> [B]`` log p(x)
@@ -104,13 +106,13 @@ def make_log_likelihood_fn(model, num_samples: int = 5000, *, sample_chunk: int 
     num_samples = _checks.num_samples(num_samples)
     sample_chunk = _checks.integer(sample_chunk, "sample_chunk")
     sizes = _chunk_sizes(num_samples, sample_chunk)
-    return _LL_FNS.get((model, num_samples, sizes[0], bool(conditional)),
+    return _LL_FNS.get((model, num_samples, sizes[0], bool(conditional), bool(jit)),
                        lambda: _build_log_likelihood_fn(model, num_samples, *sizes,
-                                                        conditional=bool(conditional)))
+                                                        conditional=bool(conditional), jit=jit))
 
 
 def _build_log_likelihood_fn(model, num_samples: int, chunk: int, num_full: int,
-                             remainder: int, conditional: bool):
+                             remainder: int, conditional: bool, jit: bool):
 
     def per_example(params, x, key, *condition):
         q, prior, log_lik = terms.model_terms(model, params, x,
@@ -131,12 +133,13 @@ def _build_log_likelihood_fn(model, num_samples: int, chunk: int, num_full: int,
         return lse - math.log(num_samples)
 
     in_axes = (None, 0, 0, 0) if conditional else (None, 0, 0)
-    return jax.jit(jax.vmap(per_example, in_axes=in_axes))
+    fn = jax.vmap(per_example, in_axes=in_axes)
+    return jax.jit(fn) if jit else fn
 
 
 def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
                    sample_chunk: int = 100, batch_size: int = 100,
-                   progress: bool = False, condition=None) -> np.ndarray:
+                   progress: bool = False, condition=None, mesh=None) -> np.ndarray:
     """IWAE estimate of log p(x) per example, in nats (the test-NLL protocol, k = 5000).
 
     L_k(x) = log (1/k) sum_{j=1}^k p(x, z_j) / q(z_j|x),  z_j ~ q(z|x),
@@ -166,6 +169,9 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
       progress: show a tqdm progress bar over example batches.
       condition: for a conditional model, the conditions ``c: [N, ...]`` (integer labels
         ``[N]`` or code vectors ``[N, condition_dim]``); the estimate is then of log p(x|c).
+      mesh: a ``jax.sharding.Mesh`` with a ``"batch"`` axis (:func:`jaxvae.train.data_mesh`)
+        to split each batch over its devices (:mod:`jaxvae.placement`; ``batch_size`` is
+        rounded up to a multiple of them), or None; the result is the same either way.
 
     Returns:
       ``[N]`` numpy array of log-likelihood estimates in nats.
@@ -181,17 +187,18 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
     n = x.shape[0]
     extra = _condition_rows(condition, n)
     terms.check_data(model, params, x, condition)
-    batch_size = min(batch_size, n)
+    batch_size = placement.mesh_batch_size(min(batch_size, n), mesh)
     fn = make_log_likelihood_fn(model, num_samples, sample_chunk=sample_chunk,
                                 conditional=condition is not None)
-    keys = jax.random.split(key, n)
+    keys, params = jax.random.split(key, n), placement.replicate(params, mesh)
     out = np.empty(n, dtype=np.float32)
     batches = _progress(_batches(n, batch_size), math.ceil(n / batch_size), progress,
                         f"log p(x), k={num_samples}")
     start = 0
     for idx, real in batches:
-        values = fn(params, jnp.asarray(x[idx]), keys[idx], *(jnp.asarray(c[idx]) for c in extra))
-        out[start:start + real] = np.asarray(values)[:real]
+        values = fn(params, *placement.place_examples(mesh, x[idx], keys[idx],
+                                                      *(c[idx] for c in extra)))
+        out[start:start + real] = placement.to_host(values)[:real]
         start += real
     return out
 

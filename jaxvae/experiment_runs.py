@@ -87,7 +87,7 @@ def _open_run_dirs(stack, dirs, configs, info, resume: bool, overwrite: bool) ->
 
 def train_runs(configs, workdir: str | None = None, *, resume: bool = False,
                overwrite: bool = False, progress: bool = True, steps_per_call: int = 100,
-               run_axis: str | None = None) -> list[Results]:
+               run_axis: str = "vmap") -> list[Results]:
     """Trains and evaluates ``configs``, each group (:func:`group_configs`) as one program.
 
     Args:

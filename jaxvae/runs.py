@@ -18,10 +18,12 @@ key and seed (tested): step t uses ``fold_in(key_r, t)`` and the batches of epoc
 permutation drawn from ``(seed_r, e)``.
 
 Two ways to lay the run axis out in the program (``run_axis``), equal in results:
-``"vmap"`` batches every run's matrix products into one (the fast choice on a GPU, where a
-small model alone leaves the device idle) and ``"map"`` loops over the runs inside the
-program, each run a plain ``lax.scan`` over its N steps (XLA:CPU's batched matrix products
-are slower than its plain ones; see docs/scaling.md for the measurements).
+``"vmap"`` (the default) batches every run's matrix products into one, and ``"map"`` loops
+over the runs inside the program, each run a plain ``lax.scan`` over its N steps. On a
+GPU the batched layout is where the speed is (a small model alone leaves the device
+idle); on a 2-core CPU it measured as fast as the loop or faster for the IWAE paper's MLP
+(docs/scaling.md), while the loop is the better layout for evaluation-sized products
+(:mod:`jaxvae.evaluate_runs`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from jaxvae.checkpoints import Checkpointer, CheckpointError, is_finite_tree
 from jaxvae.train import TrainingDivergedError, TrainState, step_function
 
 __all__ = ["stack_runs", "run_slice", "init_runs", "set_hyperparams", "batch_indices",
-           "make_runs_step", "fit_runs", "RUN_AXES", "default_run_axis"]
+           "make_runs_step", "fit_runs", "RUN_AXES"]
 
 #: layouts of the run axis: a batched program or a loop over the runs inside it
 RUN_AXES = ("vmap", "map")
@@ -59,11 +61,6 @@ def stack_runs(trees: Sequence):
 def run_slice(tree, r: int):
     """Run ``r`` of a stacked pytree (every leaf indexed ``[r]``): e.g. one run's state."""
     return jax.tree_util.tree_map(lambda leaf: leaf[r], tree)
-
-
-def default_run_axis() -> str:
-    """``"map"`` on CPU, ``"vmap"`` on accelerators (see the module docstring)."""
-    return "map" if jax.default_backend() == "cpu" else "vmap"
 
 
 def set_hyperparams(opt_state, values: dict):
@@ -143,7 +140,7 @@ def batch_indices(num_examples: int, batch_size: int, seeds: Sequence[int], star
 
 
 def make_runs_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
-                   preprocess: Callable | None = None, run_axis: str | None = None):
+                   preprocess: Callable | None = None, run_axis: str = "vmap"):
     """N optimizer steps of R runs as one jitted call.
 
     Each run's step is :func:`jaxvae.train.step_function` (the step of
@@ -155,7 +152,8 @@ def make_runs_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
         have loss hyperparameters (e.g. :func:`jaxvae.make_run_loss`), else the ordinary
         ``loss_fn(params, batch, key)``.
       tx: the optimizer (see :func:`init_runs`); preprocess: as in ``make_train_step``.
-      run_axis: ``"vmap"`` or ``"map"`` (:data:`RUN_AXES`); default :func:`default_run_axis`.
+      run_axis: ``"vmap"`` (runs batched) or ``"map"`` (a loop over runs inside the
+        program), :data:`RUN_AXES`; the results are the same.
 
     Returns:
       ``step(states, train_data, indices, hparams) -> (states, metrics)``: ``states`` the
@@ -164,7 +162,6 @@ def make_runs_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
       ``hparams`` a dict of ``[R]`` arrays (``{}`` for none); ``metrics`` a dict of
       ``[steps, R]`` arrays (``loss``, ``finite``, the loss's info).
     """
-    run_axis = run_axis or default_run_axis()
     if run_axis not in RUN_AXES:
         raise ValueError(f"run_axis must be one of {RUN_AXES}, got {run_axis!r}")
     one_step = step_function(loss_fn, tx, preprocess=preprocess)

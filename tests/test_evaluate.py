@@ -144,8 +144,10 @@ def test_result_is_independent_of_batch_size_and_compiles_once(small):
     key = jax.random.PRNGKey(5)
     fn = evaluate.make_log_likelihood_fn(model, 10, sample_chunk=4)
     assert evaluate.make_log_likelihood_fn(model, 10, sample_chunk=4) is fn
+    before = fn._cache_size()      # another test file may have used an equal model
     by_4 = evaluate.log_likelihood(model, params, x, key, 10, sample_chunk=4, batch_size=4)
-    assert fn._cache_size() == 1   # batches of 4 and the padded last batch share one compile
+    # batches of 4 and the padded last batch share one compile
+    assert fn._cache_size() <= before + 1
     by_7 = evaluate.log_likelihood(model, params, x, key, 10, sample_chunk=4, batch_size=7)
     by_100 = evaluate.log_likelihood(model, params, x, key, 10, sample_chunk=4, batch_size=100)
     np.testing.assert_allclose(by_4, by_7, rtol=1e-6)
