@@ -28,6 +28,7 @@ idle); on a 2-core CPU it measured as fast as the loop or faster for the IWAE pa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -283,9 +284,11 @@ def _loop(states, runs_step, train_data, batch_size, num_steps, seeds, hparams, 
     resident = jax.tree_util.tree_map(jnp.asarray, train_data) if _fits(train_data) else None
     step = int(np.asarray(states.step)[0])
     logs = [os.path.join(w, "metrics.jsonl") for w in workdirs or ()]
-    for path in logs:
-        if os.path.exists(path) and not resume:
-            os.remove(path)
+    for path in logs:       # a resumed run keeps the records up to its checkpoint
+        if os.path.exists(path):
+            kept = [r for r in rundir.read_jsonl(path) if r.get("step", 0) <= step] \
+                if resume else []
+            rundir.atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
     bar = tqdm(total=num_steps, initial=step, disable=not progress, desc=f"train {len(seeds)} runs",
                dynamic_ncols=True)
     t0, bounds = time.time(), None

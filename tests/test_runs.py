@@ -95,6 +95,8 @@ def test_run_directories_hold_per_run_metrics_and_checkpoints_and_resume(tmp_pat
     with pytest.raises(jaxvae.CheckpointError, match="resume=True"):
         group("map", 6, workdirs=dirs)
     resumed = group("map", 6, workdirs=dirs, resume=True)
+    records = [json.loads(line) for line in open(os.path.join(dirs[1], "metrics.jsonl"))]
+    assert [r["step"] for r in records] == [2, 4, 6]
     for r in range(3):                   # a resumed group continues as the lone run did
         np.testing.assert_allclose(jax.tree_util.tree_leaves(runs.run_slice(resumed, r).params)[0],
                                    jax.tree_util.tree_leaves(lone[r].params)[0],
