@@ -1,6 +1,6 @@
 """The 2-D target energies of Rezende & Mohamed (2015), Table 1, and free flows fitted to them.
 
-Each energy U: ``[..., 2] -> [...]`` defines an unnormalized density p(z) ∝ exp(-U(z)):
+Each energy U: ``[..., 2] -> [...]`` defines an unnormalized density p(z) ∝ exp(-U(z))::
 
     U1(z) = 0.5 ((|z| - 2) / 0.4)^2
             - log(exp(-0.5 ((z1 - 2) / 0.6)^2) + exp(-0.5 ((z1 + 2) / 0.6)^2)),

@@ -101,6 +101,7 @@ class Preset:
     shared_posterior: bool = False
 
 
+#: the registry of model presets by name (:func:`register_preset` adds one)
 PRESETS: dict[str, Preset] = {}
 
 

@@ -122,7 +122,7 @@ def init_runs(params: Sequence, tx: optax.GradientTransformation, keys,
 
 def batch_indices(num_examples: int, batch_size: int, seeds: Sequence[int], start: int,
                   count: int) -> np.ndarray:
-    """The example rows of steps ``start .. start + count - 1`` of R runs.
+    """The example rows of R runs for ``count`` steps from step ``start`` on.
 
     Run r's epoch e visits the permutation ``np.random.default_rng((seeds[r], e))``, in
     full batches (the order of :func:`jaxvae.data.batches`).

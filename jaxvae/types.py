@@ -46,11 +46,12 @@ class Model(Protocol):
 
     Methods (reached as ``model.apply(params, *args, method=name, rngs=rngs)``, exactly as
     a ``flax.linen.Module`` is applied):
-      posterior(x, condition=None): q(z|x[, c]) for one ``x: [*event_shape]``, a distrax
-        distribution with event shape ``latent_shape`` and batch shape ``()``.
-      prior(condition=None): p(z[|c]), a distrax distribution over ``[*latent_shape]``.
-      likelihood(z, condition=None): p(x|z[, c]) for one ``z: [*latent_shape]``, a
-        distrax distribution over ``[*event_shape]``.
+
+    * ``posterior(x, condition=None)``: q(z|x[, c]) for one ``x: [*event_shape]``, a
+      distrax distribution with event shape ``latent_shape`` and batch shape ``()``.
+    * ``prior(condition=None)``: p(z[|c]), a distrax distribution over ``[*latent_shape]``.
+    * ``likelihood(z, condition=None)``: p(x|z[, c]) for one ``z: [*latent_shape]``, a
+      distrax distribution over ``[*event_shape]``.
 
     ``condition`` carries a label or code vector for conditional models; the library passes
     it only when the caller gives one, so an unconditional model may leave it out of its

@@ -166,9 +166,9 @@ def traverse(model, params, x: Array, dim: int, values,
 
     z_i = E_q[z|x] with z_i[dim] = values[i], decoded to the means of p(x|z_i).
 
-    Args: ``model``, ``params``, ``x: [*event]``, ``dim`` in [0, latent_dim), ``values:
-      [num]`` the latent values to set, ``key`` (for Monte Carlo posterior means, or None),
-      ``condition`` None or one condition (label ``[]`` or vector ``[C]``).
+    Args: ``model``, ``params``, ``x: [*event]``, ``dim`` in [0, latent_dim),
+      ``values: [num]`` the latent values to set, ``key`` (for Monte Carlo posterior means,
+      or None), ``condition`` None or one condition (label ``[]`` or vector ``[C]``).
     Returns: ``[num, *event]``.
     """
     return traversal_grid(model, params, x, [dim], values, key, condition)[0]
