@@ -114,19 +114,27 @@ def _attribute_doc(name: str) -> list[str]:
 
 def plain_docstrings_as_rst(app, what, name, obj, options, lines) -> None:
     """The docstrings' plain-text conventions as reStructuredText, before napoleon reads
-    them: ``|x|`` is an absolute value, and a section line (``Returns: ...``) after a
+    them: ``|x|`` is an absolute value (outside math), and a section line (``Returns: ...``) after a
     paragraph starts a new block (the docstrings often write a section on one line)."""
     if what == "data" and "\n".join(lines).strip() == (inspect.getdoc(type(obj)) or "").strip():
         lines[:] = _attribute_doc(name)          # a dict or tuple: its ``#:`` comment
-    out = []
+    out, math_indent = [], None
     for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if math_indent is not None and line.strip() and indent <= math_indent:
+            math_indent = None                   # the end of a ``.. math::`` block
+        if line.lstrip().startswith(".. math::"):
+            math_indent = indent
         if line.lstrip().startswith(SECTIONS) and out and out[-1].strip():
             out.append("")
-        out.append(_escape_bars(line))
+        out.append(line if math_indent is not None or ":math:" in line else _escape_bars(line))
     lines[:] = out
 
 
 def setup(app):
+    import shutil
+
+    shutil.rmtree(os.path.join(HERE, "_api"), ignore_errors=True)   # no stale API stubs
     _write_api_page()
     app.connect("autodoc-process-docstring", plain_docstrings_as_rst, priority=400)
     app.connect("env-check-consistency", check_api_coverage)

@@ -103,9 +103,12 @@ def sample_terms(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribut
 
 def log_weights(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
                 log_likelihood: LogLikelihood, num_samples: int = 1) -> Array:
-    """Importance log-weights of k samples from q.
+    r"""Importance log-weights of k samples from q.
 
-    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i ~ q(z|x), i = 1..k.
+    .. math::
+
+        \log w_i = \log p(x \mid z_i) + \log p(z_i) - \log q(z_i \mid x),
+        \qquad z_i \sim q(z \mid x),\ i = 1..k.
 
     Args: as :func:`sample_terms` (``q`` and ``prior`` over ``[*latent]``, k >= 1).
 
@@ -131,9 +134,13 @@ def log_mean_exp(log_w: Array, axis: int = 0) -> Array:
 
 def iwae_bound(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
                log_likelihood: LogLikelihood, num_samples: int = 1) -> Array:
-    """Importance-weighted bound.
+    r"""Importance-weighted bound.
 
-    L_k = log (1/k) sum_{i=1}^k w_i  <=  log p(x),  with w_i as in :func:`log_weights`.
+    .. math::
+
+        \mathcal{L}_k = \log \frac{1}{k} \sum_{i=1}^k w_i \;\le\; \log p(x),
+
+    with :math:`w_i` as in :func:`log_weights`.
 
     E[L_k] is non-decreasing in k and tends to log p(x); L_1 is the ELBO, on the same key
     exactly the Monte Carlo ELBO:
@@ -161,9 +168,13 @@ def iwae_bound(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distributio
 def elbo(key: PRNGKey, q: distrax.Distribution, prior: distrax.Distribution,
          log_likelihood: LogLikelihood, num_samples: int = 1, *,
          analytic_kl: bool = False, beta: float | Array = 1.0) -> Array:
-    """Evidence lower bound with a k-sample Monte Carlo average and a KL weight beta.
+    r"""Evidence lower bound with a k-sample Monte Carlo average and a KL weight beta.
 
-    ELBO_beta = (1/k) sum_i log p(x|z_i) - beta * KL(q(z|x) || p(z)),  z_i ~ q(z|x).
+    .. math::
+
+        \mathrm{ELBO}_\beta = \frac{1}{k} \sum_{i=1}^k \log p(x \mid z_i)
+        - \beta\, \mathrm{KL}\big(q(z \mid x) \,\|\, p(z)\big),
+        \qquad z_i \sim q(z \mid x).
 
     With ``analytic_kl=False`` the KL is the Monte Carlo estimate
     (1/k) sum_i [log q(z_i|x) - log p(z_i)] on the same samples; with
