@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import shlex
+import statistics
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -111,6 +112,21 @@ def machine() -> str:
         pass
     return (f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on "
             f"{jax.devices()[0].platform}")
+
+
+def loadavg() -> list:
+    """The 1, 5 and 15-minute load averages (rounded), or [] where the OS has none."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def summary(values) -> dict:
+    """Median, min, max, count and the values themselves of repeated measurements."""
+    vals = sorted(float(v) for v in values)
+    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1], "n": len(vals),
+            "values": [float(v) for v in values]}
 
 
 def log(msg: str) -> None:

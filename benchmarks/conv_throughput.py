@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 import time
 
@@ -47,10 +46,12 @@ from benchmarks.common import (  # noqa: E402
     ResultsStore,
     add_common_flags,
     command_line,
+    loadavg,
     log,
     machine,
     markdown_table,
     resolve_common,
+    summary,
     write_results,
 )
 
@@ -65,17 +66,6 @@ GRAD_TOL_F32 = 3e-2          # float32 gradients: relu units at rounding distanc
 TARGET_RATIO = 1.5            # jaxvae / torch.compile steps per second
 
 
-def loadavg() -> list:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
-
-
-def summary(values) -> dict:
-    vals = sorted(float(v) for v in values)
-    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1], "n": len(vals),
-            "values": [float(v) for v in values]}
 
 
 # ------------------------------------------------------------------------------ the model

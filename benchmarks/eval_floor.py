@@ -46,10 +46,12 @@ if REPO not in sys.path:
 from benchmarks.common import (  # noqa: E402
     add_common_flags,
     command_line,
+    loadavg,
     log,
     machine,
     markdown_table,
     resolve_common,
+    summary,
     write_json,
     write_table,
 )
@@ -59,16 +61,6 @@ DATA_DIM, HIDDEN, LATENT = 784, (200, 200), 50
 MATMUL_N = 2048
 
 
-def loadavg() -> list:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
-
-
-def summary(values) -> dict:
-    vals = sorted(float(v) for v in values)
-    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1], "n": len(vals)}
 
 
 # --------------------------------------------------------------------------------- FLOPs
