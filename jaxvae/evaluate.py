@@ -27,7 +27,8 @@ from jaxvae._cache import CompileCache
 Array = jax.Array
 
 __all__ = ["log_likelihood", "make_log_likelihood_fn", "condition_log_likelihoods",
-           "active_units", "kl_per_dimension"]
+           "active_units", "kl_per_dimension", "example_batches", "condition_rows",
+           "progress_bar"]
 
 
 def _chunk_sizes(num_samples: int, sample_chunk: int) -> tuple[int, int, int]:
@@ -36,22 +37,26 @@ def _chunk_sizes(num_samples: int, sample_chunk: int) -> tuple[int, int, int]:
     return chunk, num_samples // chunk, num_samples % chunk
 
 
-def _batches(num_examples: int, batch_size: int):
+def example_batches(num_examples: int, batch_size: int):
     """Index arrays of length ``batch_size`` covering 0..N-1; the last one is padded by
-    repeating example N-1. Yields ``(indices, number of real examples)``."""
+    repeating example N-1 (so a jitted function sees one batch shape).
+
+    Yields: ``(indices: int [batch_size], number of real examples)``.
+    """
     for start in range(0, num_examples, batch_size):
         idx = np.minimum(np.arange(start, start + batch_size), num_examples - 1)
         yield idx, min(batch_size, num_examples - start)
 
 
-def _progress(iterable, total: int, enabled: bool, desc: str):
+def progress_bar(iterable, total: int, enabled: bool, desc: str):
+    """``iterable`` with a tqdm bar of ``total`` items (itself when not ``enabled``)."""
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
     return tqdm(iterable, total=total, desc=desc, unit="batch")
 
 
-def _condition_rows(condition, n: int) -> tuple:
+def condition_rows(condition, n: int) -> tuple:
     """``()`` without a condition, else ``(condition,)`` as numpy with one row per example."""
     if condition is None:
         return ()
@@ -185,14 +190,14 @@ def log_likelihood(model, params, x, key: Array, num_samples: int = 5000, *,
     _checks.batch(x, model.event_shape)
     x = np.asarray(x)
     n = x.shape[0]
-    extra = _condition_rows(condition, n)
+    extra = condition_rows(condition, n)
     terms.check_data(model, params, x, condition)
     batch_size = placement.mesh_batch_size(min(batch_size, n), mesh)
     fn = make_log_likelihood_fn(model, num_samples, sample_chunk=sample_chunk,
                                 conditional=condition is not None)
     keys, params = jax.random.split(key, n), placement.replicate(params, mesh)
     out = np.empty(n, dtype=np.float32)
-    batches = _progress(_batches(n, batch_size), math.ceil(n / batch_size), progress,
+    batches = progress_bar(example_batches(n, batch_size), math.ceil(n / batch_size), progress,
                         f"log p(x), k={num_samples}")
     start = 0
     for idx, real in batches:
@@ -245,14 +250,14 @@ def _map_batches(stat, model, params, x, batch_size: int, key, condition=None) -
     batch_size = _checks.integer(batch_size, "batch_size")
     n = x.shape[0]
     batch_size = min(batch_size, n)
-    extra = _condition_rows(condition, n)
+    extra = condition_rows(condition, n)
     fn = _posterior_stat_fn(model, stat, bool(extra))
     # without a key the statistic is deterministic (closed-form means, KLs); the keys passed
     # then are placeholders that no statistic reads
     keys = jax.random.split(jax.random.key(0) if key is None else key, n)
     parts = [np.asarray(fn(params, jnp.asarray(x[idx]), keys[idx],
                            *(jnp.asarray(c[idx]) for c in extra)))[:real]
-             for idx, real in _batches(n, batch_size)]
+             for idx, real in example_batches(n, batch_size)]
     return np.concatenate(parts, axis=0)
 
 

@@ -25,13 +25,15 @@ import numpy as np
 
 from jaxvae import _checks, placement, terms
 from jaxvae._cache import CompileCache
-from jaxvae.evaluate import make_log_likelihood_fn
+from jaxvae.evaluate import (
+    condition_rows,
+    example_batches,
+    make_log_likelihood_fn,
+    progress_bar,
+)
+from jaxvae.runs import RUN_AXES, num_runs, run_slice
 
-__all__ = ["log_likelihood_runs", "make_log_likelihood_runs_fn", "num_runs", "RUN_AXES",
-           "default_run_axis"]
-
-#: layouts of the run axis (the names :mod:`jaxvae.runs` uses for training)
-RUN_AXES = ("vmap", "map")
+__all__ = ["log_likelihood_runs", "make_log_likelihood_runs_fn", "default_run_axis"]
 
 _RUN_FNS = CompileCache()
 
@@ -42,20 +44,6 @@ def default_run_axis() -> str:
     Returns: ``"map"`` on CPU, ``"vmap"`` on accelerators.
     """
     return "map" if jax.default_backend() == "cpu" else "vmap"
-
-
-def num_runs(params) -> int:
-    """The number of runs in stacked parameters.
-
-    Args: ``params``, a pytree whose every leaf is ``[R, ...]``.
-    Returns: R (an int); ValueError when the leaves disagree or one is a scalar.
-    """
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None
-             for leaf in jax.tree_util.tree_leaves(params)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError("params must carry a leading run axis R on every leaf (e.g. "
-                         f"jaxvae.runs.stack_runs(params_list)); got leading sizes {sizes}")
-    return sizes.pop()
 
 
 def make_log_likelihood_runs_fn(model, num_samples: int = 5000, *, sample_chunk: int = 100,
@@ -147,11 +135,8 @@ def log_likelihood_runs(model, params, x, key, num_samples: int = 5000, *,
     x = np.asarray(x)
     n, runs = x.shape[0], num_runs(params)
     key, per_run = _run_keys(key, runs)
-    extra = () if condition is None else (np.asarray(condition),)
-    if extra and extra[0].shape[:1] != (n,):
-        raise ValueError(f"condition must have one row per example, [{n}, ...], got shape "
-                         f"{extra[0].shape}")
-    terms.check_data(model, jax.tree_util.tree_map(lambda p: p[0], params), x, condition)
+    extra = condition_rows(condition, n)
+    terms.check_data(model, run_slice(params, 0), x, condition)
     batch_size = placement.mesh_batch_size(min(batch_size, n), mesh)
     fn = make_log_likelihood_runs_fn(model, num_samples, sample_chunk=sample_chunk,
                                      conditional=condition is not None,
@@ -160,16 +145,13 @@ def log_likelihood_runs(model, params, x, key, num_samples: int = 5000, *,
         else jax.random.split(key, n)
     params = placement.replicate(params, mesh)
     out = np.empty((runs, n), dtype=np.float32)
-    starts = range(0, n, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-        starts = tqdm(starts, total=math.ceil(n / batch_size), unit="batch",
-                      desc=f"log p(x), {runs} runs, k={num_samples}")
-    for start in starts:
-        idx = np.minimum(np.arange(start, start + batch_size), n - 1)   # last batch padded
-        real = min(batch_size, n - start)
+    batches = progress_bar(example_batches(n, batch_size), math.ceil(n / batch_size),
+                           progress, f"log p(x), {runs} runs, k={num_samples}")
+    start = 0
+    for idx, real in batches:
         (xb, *cb), (kb,) = (placement.place_examples(mesh, x[idx], *(c[idx] for c in extra)),
                             placement.place_examples(mesh, keys[:, idx] if per_run
                                                      else keys[idx], axis=int(per_run)))
         out[:, start:start + real] = placement.to_host(fn(params, xb, kb, *cb))[:, :real]
+        start += real
     return out

@@ -43,7 +43,7 @@ from jaxvae import data, rundir
 from jaxvae.checkpoints import Checkpointer, CheckpointError, is_finite_tree
 from jaxvae.train import TrainingDivergedError, TrainState, step_function
 
-__all__ = ["stack_runs", "run_slice", "init_runs", "set_hyperparams", "batch_indices",
+__all__ = ["stack_runs", "run_slice", "num_runs", "init_runs", "set_hyperparams", "batch_indices",
            "make_runs_step", "fit_runs", "RUN_AXES"]
 
 #: layouts of the run axis: a batched program or a loop over the runs inside it
@@ -62,6 +62,20 @@ def stack_runs(trees: Sequence):
 def run_slice(tree, r: int):
     """Run ``r`` of a stacked pytree (every leaf indexed ``[r]``): e.g. one run's state."""
     return jax.tree_util.tree_map(lambda leaf: leaf[r], tree)
+
+
+def num_runs(params) -> int:
+    """The number of runs in stacked parameters.
+
+    Args: ``params``, a pytree whose every leaf is ``[R, ...]``.
+    Returns: R (an int); ValueError when the leaves disagree or one is a scalar.
+    """
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None
+             for leaf in jax.tree_util.tree_leaves(params)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError("params must carry a leading run axis R on every leaf (e.g. "
+                         f"stack_runs(params_list)); got leading sizes {sizes}")
+    return sizes.pop()
 
 
 def set_hyperparams(opt_state, values: dict):
@@ -250,12 +264,11 @@ def fit_runs(states: TrainState, runs_step: Callable, train_data, *, batch_size:
     Returns: the final group state. Raises :class:`jaxvae.TrainingDivergedError` naming the
       runs whose loss or update stopped being finite (nothing after it is saved).
     """
-    num_runs = len(seeds)
-    if jax.tree_util.tree_leaves(states)[0].shape[0] != num_runs:
-        raise ValueError(f"{num_runs} seeds for a group of "
-                         f"{jax.tree_util.tree_leaves(states)[0].shape[0]} runs")
-    if workdirs is not None and len(workdirs) != num_runs:
-        raise ValueError(f"{num_runs} runs need {num_runs} workdirs, got {len(workdirs)}")
+    runs = num_runs(states)
+    if len(seeds) != runs:
+        raise ValueError(f"{len(seeds)} seeds for a group of {runs} runs")
+    if workdirs is not None and len(workdirs) != runs:
+        raise ValueError(f"{runs} runs need {runs} workdirs, got {len(workdirs)}")
     if steps_per_call < 1 or num_steps < 0:
         raise ValueError(f"steps_per_call must be >= 1 and num_steps >= 0, got "
                          f"{steps_per_call}, {num_steps}")
