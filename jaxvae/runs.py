@@ -28,9 +28,7 @@ idle); on a 2-core CPU it measured as fast as the loop or faster for the IWAE pa
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 
@@ -40,8 +38,15 @@ import numpy as np
 import optax
 
 from jaxvae import data, rundir
-from jaxvae.checkpoints import Checkpointer, CheckpointError, is_finite_tree
-from jaxvae.train import TrainingDivergedError, TrainState, step_function
+from jaxvae.checkpoints import CheckpointError, is_finite_tree
+from jaxvae.train import (
+    TrainingDivergedError,
+    TrainState,
+    open_checkpointer,
+    start_metrics_log,
+    step_bar,
+    step_function,
+)
 
 __all__ = ["stack_runs", "run_slice", "num_runs", "init_runs", "set_hyperparams", "batch_indices",
            "make_runs_step", "fit_runs", "RUN_AXES"]
@@ -217,15 +222,13 @@ def _checkpointers(workdirs, resume: bool, overwrite: bool):
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     out = []
-    for workdir in workdirs:
-        os.makedirs(workdir, exist_ok=True)
-        if overwrite:
-            shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
-        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-        if ckpt.latest_step() is not None and not (resume or overwrite):
-            raise CheckpointError(f"{workdir} already holds checkpoints; pass resume=True to "
-                                  "continue or overwrite=True to start afresh")
-        out.append(ckpt)
+    try:
+        for workdir in workdirs:
+            out.append(open_checkpointer(workdir, resume, overwrite))
+    except CheckpointError:
+        for ckpt in out:
+            ckpt.close()
+        raise
     return out
 
 
@@ -290,20 +293,14 @@ def fit_runs(states: TrainState, runs_step: Callable, train_data, *, batch_size:
 
 def _loop(states, runs_step, train_data, batch_size, num_steps, seeds, hparams, steps_per_call,
           eval_fn, eval_every, workdirs, checkpointers, resume, progress):
-    from tqdm.auto import tqdm
-
     n = jax.tree_util.tree_leaves(train_data)[0].shape[0]
     data.num_batches(train_data, batch_size)        # checks the data and the batch size
     resident = jax.tree_util.tree_map(jnp.asarray, train_data) if _fits(train_data) else None
     step = int(np.asarray(states.step)[0])
     logs = [os.path.join(w, "metrics.jsonl") for w in workdirs or ()]
     for path in logs:       # a resumed run keeps the records up to its checkpoint
-        if os.path.exists(path):
-            kept = [r for r in rundir.read_jsonl(path) if r.get("step", 0) <= step] \
-                if resume else []
-            rundir.atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
-    bar = tqdm(total=num_steps, initial=step, disable=not progress, desc=f"train {len(seeds)} runs",
-               dynamic_ncols=True)
+        start_metrics_log(path, step if resume else None)
+    bar = step_bar(num_steps, step, progress, f"train {len(seeds)} runs")
     t0, bounds = time.time(), None
     try:
         while step < num_steps:

@@ -35,7 +35,8 @@ from jaxvae.checkpoints import Checkpointer, CheckpointError, is_finite_tree
 Array = jax.Array
 
 __all__ = ["TrainState", "create_train_state", "make_train_step", "step_function", "data_mesh",
-           "shard_batch", "fit", "Checkpointer", "CheckpointError", "TrainingDivergedError"]
+           "shard_batch", "fit", "open_checkpointer", "start_metrics_log", "step_bar",
+           "Checkpointer", "CheckpointError", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -174,9 +175,31 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, *,
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def _metrics_log(path: str | None, keep_until_step: int | None) -> None:
-    """Starts ``metrics.jsonl``: on resume, keeps the records up to the restored step (a torn
-    last line is dropped); otherwise removes an old log."""
+def open_checkpointer(workdir: str, resume: bool, overwrite: bool) -> Checkpointer:
+    """The :class:`Checkpointer` of ``workdir/checkpoints`` for a run that starts or resumes.
+
+    ``overwrite`` (without ``resume``) deletes the old checkpoints first (process 0; the
+    others wait for it in the Checkpointer's barrier). Raises :class:`CheckpointError` when
+    the directory holds checkpoints and neither ``resume`` nor ``overwrite`` is given.
+
+    Returns: the open Checkpointer (the caller closes it).
+    """
+    os.makedirs(workdir, exist_ok=True)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    if overwrite and not resume and os.path.isdir(ckpt_dir) and jax.process_index() == 0:
+        shutil.rmtree(ckpt_dir)
+    checkpointer = Checkpointer(ckpt_dir)
+    if checkpointer.latest_step() is not None and not resume:
+        checkpointer.close()
+        raise CheckpointError(f"{workdir} already holds checkpoints; pass resume=True to "
+                              "continue that run or overwrite=True to start afresh")
+    return checkpointer
+
+
+def start_metrics_log(path: str | None, keep_until_step: int | None) -> None:
+    """Starts the metrics log ``path`` (None: no log): on resume, keeps the records up to
+    ``keep_until_step``, the restored step (a torn last line is dropped); with None,
+    removes an old log."""
     if path is None or not os.path.exists(path):
         return
     if keep_until_step is None:
@@ -186,7 +209,8 @@ def _metrics_log(path: str | None, keep_until_step: int | None) -> None:
     rundir.atomic_write(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
 
 
-def _progress(total: int, initial: int, enabled: bool, desc: str):
+def step_bar(total: int, initial: int, enabled: bool, desc: str):
+    """A tqdm bar over ``total`` steps from ``initial`` (disabled unless ``enabled``)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc,
@@ -256,19 +280,9 @@ def fit(state: TrainState, train_step: Callable, train_data: Any, *, batch_size:
     if batch_size % jax.process_count():
         raise ValueError(f"batch_size {batch_size} must be divisible by the number of "
                          f"processes ({jax.process_count()}), each feeding its own rows")
-    checkpointer = None
-    if workdir is not None:
-        os.makedirs(workdir, exist_ok=True)
-        ckpt_dir = os.path.join(workdir, "checkpoints")
-        if overwrite and not resume and os.path.isdir(ckpt_dir) and jax.process_index() == 0:
-            shutil.rmtree(ckpt_dir)     # the others wait for it in the Checkpointer's barrier
-        checkpointer = Checkpointer(ckpt_dir)
+    checkpointer = None if workdir is None else open_checkpointer(workdir, resume, overwrite)
     try:
         if checkpointer is not None and checkpointer.latest_step() is not None:
-            if not resume:
-                raise CheckpointError(
-                    f"{workdir} already holds checkpoints; pass resume=True to continue "
-                    "that run or overwrite=True to start afresh")
             state = checkpointer.restore(state)
         return _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_steps,
                      num_epochs, seed, eval_fn, eval_every, workdir, resume, checkpoint_every,
@@ -285,7 +299,7 @@ def _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_step
     lead = jax.process_index() == 0         # several processes: only process 0 reports
     progress = progress and lead
     log_path = os.path.join(workdir, "metrics.jsonl") if workdir and lead else None
-    _metrics_log(log_path, start if resume else None)
+    start_metrics_log(log_path, start if resume else None)
     if mesh is not None and jax.process_count() > 1:   # each process feeds its own rows
         put = lambda b: shard_batch(distributed.process_rows(b), mesh)
     elif mesh is not None:
@@ -293,7 +307,7 @@ def _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_step
     else:
         put = lambda b: jax.tree_util.tree_map(jnp.asarray, b)
 
-    bar = _progress(total_steps, start, progress, "train")
+    bar = step_bar(total_steps, start, progress, "train")
     running, t0, pending = None, time.time(), None
     try:
         for epoch in range(start // steps_per_epoch, num_epochs):
