@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-__all__ = ["initialize", "process_rows"]
+__all__ = ["initialize", "process_rows", "batch_leaves"]
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -60,6 +60,21 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     return jax.process_index(), jax.process_count()
 
 
+def batch_leaves(batch):
+    """``(leaves, treedef, B)`` of a host batch whose leaves share their leading axis B.
+
+    Args: ``batch``, an array ``[B, ...]`` or a pytree of them (``(x, y)``, a dict).
+    Returns: the leaves as numpy arrays, the tree structure and B; ValueError otherwise.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(batch)
+    leaves = [np.asarray(leaf) for leaf in leaves]
+    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError("batch: every leaf must be an array [B, ...] with the same B, "
+                         f"got shapes {[leaf.shape for leaf in leaves]}")
+    return leaves, treedef, sizes.pop()
+
+
 def process_rows(batch):
     """The rows of a global host batch that this process feeds: ``[p*B/P : (p+1)*B/P]``.
 
@@ -74,13 +89,8 @@ def process_rows(batch):
     Returns:
       the same structure with leaves ``[B / P, ...]`` (numpy arrays).
     """
-    leaves, treedef = jax.tree_util.tree_flatten(batch)
-    leaves = [np.asarray(leaf) for leaf in leaves]
-    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError("batch: every leaf must be an array [B, ...] with the same B, "
-                         f"got shapes {[leaf.shape for leaf in leaves]}")
-    size, count = sizes.pop(), jax.process_count()
+    leaves, treedef, size = batch_leaves(batch)
+    count = jax.process_count()
     if size % count:
         raise ValueError(f"batch: its size {size} must be divisible by the number of "
                          f"processes ({count})")

@@ -91,14 +91,9 @@ def shard_batch(batch, mesh: Mesh):
     Args: ``batch``, leaves ``[B, ...]`` with B * processes divisible by the devices; ``mesh``.
     Returns: the batch as global ``jax.Array`` leaves ``[B * processes, ...]``, sharded.
     """
-    leaves, treedef = jax.tree_util.tree_flatten(batch)
-    leaves = [np.asarray(leaf) for leaf in leaves]
+    leaves, treedef, rows = distributed.batch_leaves(batch)
     num = mesh.devices.size
-    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError("every leaf of the batch must be an array [B, ...] with the same B, "
-                         f"got shapes {[leaf.shape for leaf in leaves]}")
-    size = sizes.pop() * jax.process_count()
+    size = rows * jax.process_count()
     if size % num:
         raise ValueError(f"batch size {size} must be divisible "
                          f"by the number of devices ({num}) for data parallelism")
@@ -300,10 +295,8 @@ def _loop(state, train_step, train_data, batch_size, steps_per_epoch, total_step
     progress = progress and lead
     log_path = os.path.join(workdir, "metrics.jsonl") if workdir and lead else None
     start_metrics_log(log_path, start if resume else None)
-    if mesh is not None and jax.process_count() > 1:   # each process feeds its own rows
+    if mesh is not None:        # each process feeds its own rows (all of them when alone)
         put = lambda b: shard_batch(distributed.process_rows(b), mesh)
-    elif mesh is not None:
-        put = lambda b: shard_batch(b, mesh)
     else:
         put = lambda b: jax.tree_util.tree_map(jnp.asarray, b)
 
