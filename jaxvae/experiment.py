@@ -34,7 +34,7 @@ from jaxvae.run_steps import NonFiniteResultError, Results
 
 __all__ = ["Results", "train_and_evaluate", "restore_run", "NonFiniteResultError",
            "estimate_training_bytes", "load_sentences", "check_data", "read_run_config",
-           "prepare_run_dir"]
+           "prepare_run_dir", "open_run_dir", "load_images"]
 
 
 def estimate_training_bytes(config: Config, event_size: int) -> int:
@@ -207,6 +207,33 @@ def restore_run(workdir: str):
     return config, model, state.params, info
 
 
+def open_run_dir(stack: contextlib.ExitStack, workdir: str, config: Config, resume: bool,
+                 overwrite: bool, info: dict) -> None:
+    """Locks ``workdir`` for as long as ``stack`` is open, checks it against ``resume`` and
+    ``overwrite`` (:func:`prepare_run_dir`) and writes ``config.json`` (the config and
+    ``info``: ``event_shape``, ``num_train``, ...), before any training.
+
+    Returns: None; ConfigError or :class:`jaxvae.rundir.RunDirError` for an unusable one.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"{workdir} exists and is not a directory")
+    os.makedirs(workdir, exist_ok=True)
+    rundir.check_writable(workdir)
+    stack.enter_context(rundir.RunLock(workdir))
+    prepare_run_dir(workdir, config, resume, overwrite)
+    rundir.write_json(os.path.join(workdir, "config.json"), {"config": config.to_dict(), **info})
+
+
+def load_images(config: Config):
+    """``(train, test)`` :class:`jaxvae.data.Dataset` s of an image config: ``config.split``
+    and ``config.eval_split`` of ``config.data``, in the dtype its likelihood reads."""
+    from jaxvae import data
+
+    dtype = run_steps.data_dtype(config)
+    return (data.load(config.data, config.split, dtype=dtype),
+            data.load(config.data, config.eval_split, dtype=dtype))
+
+
 @contextlib.contextmanager
 def _run_directory(workdir, config, resume, overwrite, train_set, vocab, lead: bool):
     """Holds the run directory while training: process 0 locks, checks and starts it
@@ -215,17 +242,13 @@ def _run_directory(workdir, config, resume, overwrite, train_set, vocab, lead: b
 
     with contextlib.ExitStack() as stack:
         if lead:
-            os.makedirs(workdir, exist_ok=True)
-            rundir.check_writable(workdir)
-            stack.enter_context(rundir.RunLock(workdir))
-            prepare_run_dir(workdir, config, resume, overwrite)
             info = {"event_shape": list(train_set.images.shape[1:]),
                     "num_train": int(train_set.images.shape[0])}
             if vocab is not None:
                 info["vocab_size"] = len(vocab)
+            open_run_dir(stack, workdir, config, resume, overwrite, info)
+            if vocab is not None:
                 rundir.write_json(os.path.join(workdir, "vocab.json"), vocab.to_json())
-            rundir.write_json(os.path.join(workdir, "config.json"),
-                              {"config": config.to_dict(), **info})
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
@@ -252,7 +275,6 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
       :class:`Results`. Raises ConfigError (bad settings or data, before anything is
       written), :class:`jaxvae.TrainingDivergedError`, :class:`NonFiniteResultError`.
     """
-    from jaxvae import data
     config = config.validate().resolved()
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other")
@@ -271,16 +293,12 @@ def train_and_evaluate(config: Config, workdir: str | None = None, *, resume: bo
                   f"{len(vocab)} words; {cut} sentences longer than max_length were cut",
                   flush=True)
     else:
-        dtype = run_steps.data_dtype(config)
-        train_set = data.load(config.data, config.split, dtype=dtype)
-        test_set = data.load(config.data, config.eval_split, dtype=dtype)
+        train_set, test_set = load_images(config)
     data_info = None if vocab is None else len(vocab)
     check_data(config, preset, train_set, test_set, data_info)
     if workdir is None:
         return run_steps.run_training(config, preset, train_set, test_set, None, False,
                                       progress, False, data_info)
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise ConfigError(f"{workdir} exists and is not a directory")
     with _run_directory(workdir, config, resume, overwrite, train_set, vocab, lead):
         start = time.time()
         results = run_steps.run_training(config, preset, train_set, test_set, workdir, resume,

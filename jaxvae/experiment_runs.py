@@ -27,7 +27,7 @@ import jax
 
 from jaxvae import losses, presets, run_steps, rundir, runs
 from jaxvae.config import Config, ConfigError
-from jaxvae.experiment import check_data, prepare_run_dir
+from jaxvae.experiment import check_data, load_images, open_run_dir
 from jaxvae.run_steps import Results
 
 __all__ = ["train_runs", "group_configs", "GROUP_VARYING"]
@@ -62,27 +62,10 @@ def group_configs(configs) -> list[list[int]]:
 
 
 def _load(config: Config, cache: dict):
-    from jaxvae import data
-
-    dtype = run_steps.data_dtype(config)
-    key = (config.data, config.split, config.eval_split, dtype)
+    key = (config.data, config.split, config.eval_split, run_steps.data_dtype(config))
     if key not in cache:
-        cache[key] = (data.load(config.data, config.split, dtype=dtype),
-                      data.load(config.data, config.eval_split, dtype=dtype))
+        cache[key] = load_images(config)
     return cache[key]
-
-
-def _open_run_dirs(stack, dirs, configs, info, resume: bool, overwrite: bool) -> None:
-    """Locks, checks and starts each run directory (``config.json``), before any training."""
-    for workdir, config in zip(dirs, configs):
-        if os.path.exists(workdir) and not os.path.isdir(workdir):
-            raise ConfigError(f"{workdir} exists and is not a directory")
-        os.makedirs(workdir, exist_ok=True)
-        rundir.check_writable(workdir)
-        stack.enter_context(rundir.RunLock(workdir))
-        prepare_run_dir(workdir, config, resume, overwrite)
-        rundir.write_json(os.path.join(workdir, "config.json"),
-                          {"config": config.to_dict(), **info})
 
 
 def train_runs(configs, workdir: str | None = None, *, resume: bool = False,
@@ -157,7 +140,8 @@ def _train_group(configs, dirs, cache, resume, overwrite, progress, steps_per_ca
         if dirs:
             info = {"event_shape": list(x.shape[1:]), "num_train": int(x.shape[0]),
                     **({"inject_lr": True} if inject_lr else {})}
-            _open_run_dirs(stack, dirs, configs, info, resume, overwrite)
+            for workdir, config in zip(dirs, configs):
+                open_run_dir(stack, workdir, config, resume, overwrite, info)
         start = time.time()
         states = runs.fit_runs(states, step, train_data, batch_size=batch_size,
                                num_steps=num_steps, seeds=[c.seed for c in configs],
